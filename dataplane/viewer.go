@@ -1,0 +1,194 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/pion/srtp/v3"
+)
+
+// Viewer is one subscriber's egress. Its SRTP context, history and rewrite
+// state belong to one worker goroutine; every method below reaches that
+// worker through its control channel, takes effect between two batches and
+// returns once the worker has applied it.
+type Viewer struct {
+	p *Plane
+	w *worker
+
+	mu     sync.Mutex // serialises control calls on this viewer
+	src    *Source
+	closed bool
+
+	streams []*vstream
+	bySSRC  map[uint32]*vstream // immutable after AddViewer
+
+	// Owned by the worker.
+	ctx    *srtp.Context
+	paused bool
+	sock   *wsock
+	sa     sockaddr
+	remote netip.AddrPort
+	local  netip.AddrPort
+	ws     *srcState // the worker's state of the source it is attached to
+}
+
+// vstream is one outgoing stream of a viewer.
+type vstream struct {
+	v      *Viewer
+	mid    string
+	ssrc   uint32
+	pt     uint8
+	srcIdx int
+
+	// Owned by the worker.
+	enabled bool
+	rw      rewriter
+	hist    []histEntry
+
+	ctr counters // atomics, read by any goroutine
+}
+
+// AddViewer builds the viewer's SRTP context (RTP only) from the handoff and
+// places the viewer on the least-loaded worker, subscribed to src.
+func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
+	if src == nil || src.p != p {
+		return nil, errors.New("dataplane: source of another plane")
+	}
+	if len(h.Streams) == 0 {
+		return nil, errors.New("dataplane: viewer without streams")
+	}
+	ctx, err := srtp.CreateContext(h.MasterKey, h.MasterSalt, srtp.ProtectionProfile(h.Profile))
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: srtp context: %w", err)
+	}
+	v := &Viewer{p: p, src: src, ctx: ctx, bySSRC: map[uint32]*vstream{}}
+	for _, st := range h.Streams {
+		if st.Source < 0 || st.Source >= src.streams {
+			return nil, fmt.Errorf("dataplane: stream %q feeds from source stream %d of %d", st.MID, st.Source, src.streams)
+		}
+		if _, dup := v.bySSRC[st.SSRC]; dup {
+			return nil, fmt.Errorf("dataplane: duplicate ssrc %d", st.SSRC)
+		}
+		vs := &vstream{
+			v: v, mid: st.MID, ssrc: st.SSRC, pt: st.PT, srcIdx: st.Source,
+			enabled: true,
+			rw:      rewriter{video: st.ClockRate == 90000, clock: st.ClockRate},
+			hist:    make([]histEntry, p.cfg.History),
+		}
+		v.streams = append(v.streams, vs)
+		v.bySSRC[st.SSRC] = vs
+	}
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, errPlaneClosed
+	}
+	if _, ok := p.locals[h.Local]; !ok {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("dataplane: local %s not joined", h.Local)
+	}
+	w := p.leastLoaded()
+	w.viewers.Add(1)
+	p.mu.Unlock()
+
+	v.w = w
+	src.attach(w)
+	if _, ok := p.do(w, &op{kind: opAdd, v: v, src: src, local: h.Local, remote: h.Remote}); !ok {
+		src.detach(w)
+		w.viewers.Add(-1)
+		return nil, errPlaneClosed
+	}
+	return v, nil
+}
+
+var errPlaneClosed = errors.New("dataplane: plane closed")
+
+// Switch moves the viewer to another source without renegotiation: output
+// sequence numbers and timestamps continue, video waits for a keyframe.
+func (v *Viewer) Switch(src *Source) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed || src == nil || src == v.src || src.p != v.p {
+		return
+	}
+	for _, vs := range v.streams {
+		if vs.srcIdx >= src.streams {
+			v.p.cfg.Logger.Warn("dataplane: switch refused, source has too few streams",
+				"source", src.name, "mid", vs.mid, "index", vs.srcIdx)
+			return
+		}
+	}
+	src.attach(v.w)
+	if _, ok := v.p.do(v.w, &op{kind: opSwitch, v: v, src: src}); !ok {
+		src.detach(v.w)
+		return
+	}
+	v.src.detach(v.w)
+	v.src = src
+}
+
+// SetPaused stops (true) or resumes (false) sending. On resume the streams
+// continue without a jump, and video waits for a keyframe.
+func (v *Viewer) SetPaused(paused bool) {
+	v.control(&op{kind: opPause, on: paused})
+}
+
+// SetStreamEnabled turns sending of one media (by mid) on or off, as
+// Janus's "configure" request does.
+func (v *Viewer) SetStreamEnabled(mid string, on bool) {
+	v.control(&op{kind: opEnable, mid: mid, on: on})
+}
+
+// SetPath follows a change of the selected candidate pair. local must have
+// been joined; if not, the viewer gets nothing (counted as errors) until
+// the next SetPath.
+func (v *Viewer) SetPath(local, remote netip.AddrPort) {
+	v.control(&op{kind: opPath, local: local, remote: remote})
+}
+
+// Retransmit resends the given packets of the outgoing stream ssrc from the
+// history, byte-identical to the first time. It returns how many were found.
+func (v *Viewer) Retransmit(ssrc uint32, seqs []uint16) int {
+	if _, ok := v.bySSRC[ssrc]; !ok || len(seqs) == 0 {
+		return 0
+	}
+	n, _ := v.control(&op{kind: opRetransmit, ssrc: ssrc, seqs: seqs})
+	return n
+}
+
+// Counters returns the sender-report counters of the outgoing stream ssrc.
+// It takes no lock and may be called from any goroutine.
+func (v *Viewer) Counters(ssrc uint32) (StreamCounters, bool) {
+	vs, ok := v.bySSRC[ssrc]
+	if !ok {
+		return StreamCounters{}, false
+	}
+	return vs.ctr.snapshot(), true
+}
+
+// Close detaches the viewer. When it returns, no worker sends to it any more.
+func (v *Viewer) Close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return
+	}
+	v.closed = true
+	if _, ok := v.p.do(v.w, &op{kind: opRemove, v: v}); ok {
+		v.src.detach(v.w)
+	}
+	v.w.viewers.Add(-1)
+}
+
+func (v *Viewer) control(o *op) (int, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return 0, false
+	}
+	o.v = v
+	return v.p.do(v.w, o)
+}
