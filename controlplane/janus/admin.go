@@ -1,0 +1,171 @@
+package janus
+
+import "time"
+
+// adminDispatch handles one Admin API request. info and ping need no
+// secret; everything else needs admin_secret when one is configured.
+func (g *Gateway) adminDispatch(f fields) outcome {
+	h, e := parseHeader(f)
+	if e != nil {
+		return fail(h, e)
+	}
+	wrongPath := func() outcome {
+		return fail(h, newError(errInvalidRequestPath, "Unhandled request '%s' at this path", h.janus))
+	}
+	if h.sessionID == 0 && h.handleID == 0 {
+		switch h.janus {
+		case "info":
+			return outcome{reply: g.info(h.transaction)}
+		case "ping":
+			return outcome{reply: reply("pong", 0, h.transaction)}
+		}
+		if e := g.checkAdminSecret(f); e != nil {
+			return fail(h, e)
+		}
+		switch h.janus {
+		case "get_status":
+			return g.adminStatus(h)
+		case "set_session_timeout":
+			return g.adminSetTimeout(f, h, nil)
+		case "list_sessions":
+			return g.adminListSessions(h)
+		}
+		return wrongPath()
+	}
+	if h.sessionID == 0 {
+		return fail(h, newError(errSessionNotFound, ""))
+	}
+	if h.hasHandle && h.handleID == 0 {
+		return fail(h, newError(errHandleNotFound, ""))
+	}
+	if e := g.checkAdminSecret(f); e != nil {
+		return fail(h, e)
+	}
+	s := g.findSession(h.sessionID)
+	if s == nil {
+		return fail(h, newError(errSessionNotFound, "No such session %d", h.sessionID))
+	}
+	if h.handleID == 0 {
+		switch h.janus {
+		case "destroy_session":
+			if g.removeSession(s) {
+				g.log.Info("session destroyed by the admin API", "session", s.id)
+				s.destroy(endDestroyed)
+			}
+			return outcome{reply: reply("success", s.id, h.transaction)}
+		case "set_session_timeout":
+			return g.adminSetTimeout(f, h, s)
+		case "list_handles":
+			r := reply("success", s.id, h.transaction)
+			r["handles"] = s.handleIDs()
+			return outcome{reply: r}
+		}
+		return wrongPath()
+	}
+	hd := s.findHandle(h.handleID)
+	if hd == nil {
+		return fail(h, newError(errHandleNotFound, "No such handle %d in session %d", h.handleID, h.sessionID))
+	}
+	if h.janus != "handle_info" {
+		return wrongPath()
+	}
+	pluginOnly, _, e := f.boolean("plugin_only")
+	if e != nil {
+		return fail(h, e)
+	}
+	info := hd.info(pluginOnly)
+	g.mu.Lock()
+	global := g.sessionTimeout
+	g.mu.Unlock()
+	s.mu.Lock()
+	timeout := s.timeout
+	if timeout < 0 {
+		timeout = global
+	}
+	info["session_id"] = s.id
+	info["session_last_activity"] = g.micros(s.lastActivity)
+	info["session_timeout"] = int64(timeout.Seconds())
+	if s.sink != nil && !s.gone {
+		info["session_transport"] = s.sink.transport()
+	}
+	s.mu.Unlock()
+	info["current_time"] = g.micros(time.Now())
+	r := reply("success", s.id, h.transaction)
+	r["handle_id"] = hd.id
+	r["info"] = info
+	return outcome{reply: r}
+}
+
+func (g *Gateway) checkAdminSecret(f fields) *apiError {
+	if g.cfg.AdminSecret == "" {
+		return nil
+	}
+	if v, _, e := f.str("admin_secret"); e == nil && secretOK(v, g.cfg.AdminSecret) {
+		return nil
+	}
+	return newError(errUnauthorized, "")
+}
+
+func (g *Gateway) adminStatus(h header) outcome {
+	g.mu.Lock()
+	timeout := g.sessionTimeout
+	sessions := len(g.sessions)
+	g.mu.Unlock()
+	r := reply("success", 0, h.transaction)
+	r["status"] = msg{
+		"token_auth":              false,
+		"session_timeout":         int64(timeout.Seconds()),
+		"reclaim_session_timeout": int64(g.cfg.ReclaimTimeout.Seconds()),
+		"candidates_timeout":      45,
+		"accepting_new_sessions":  !g.isClosed(),
+		"sessions":                sessions,
+	}
+	return outcome{reply: r}
+}
+
+func (g *Gateway) adminListSessions(h header) outcome {
+	g.mu.Lock()
+	ids := make([]uint64, 0, len(g.sessions))
+	for id := range g.sessions {
+		ids = append(ids, id)
+	}
+	g.mu.Unlock()
+	sortIDs(ids)
+	r := reply("success", 0, h.transaction)
+	r["sessions"] = ids
+	return outcome{reply: r}
+}
+
+// adminSetTimeout sets the global session timeout (s nil: seconds > 0,
+// 0 disables) or one session's (-1 means the global one again).
+func (g *Gateway) adminSetTimeout(f fields, h header, s *session) outcome {
+	if !f.has("timeout") {
+		return fail(h, newError(errMissingMandatoryElement, "Missing mandatory element (timeout)"))
+	}
+	var n int64
+	if err := jsonInt(f["timeout"], &n); err != nil {
+		return fail(h, newError(errInvalidElementType, "Invalid element type (timeout should be an integer)"))
+	}
+	d := time.Duration(n) * time.Second
+	r := msg{"janus": "success", "transaction": h.transaction, "timeout": n}
+	if s == nil {
+		if n < 0 {
+			return fail(h, newError(errInvalidElementType, "Invalid element type (timeout should be a positive integer)"))
+		}
+		g.mu.Lock()
+		g.sessionTimeout = d
+		g.mu.Unlock()
+		return outcome{reply: r}
+	}
+	if n < -1 {
+		return fail(h, newError(errInvalidElementType, "Invalid element type (timeout should be a non-negative integer or -1)"))
+	}
+	s.mu.Lock()
+	s.timeout = d
+	if n == -1 {
+		s.timeout = -1
+	}
+	s.mu.Unlock()
+	r["session_id"] = s.id
+	return outcome{reply: r}
+}
