@@ -99,20 +99,25 @@ type testViewer struct {
 // Handoff for it. streams are (mid, ssrc, pt, clock, source index).
 func newTestViewer(t testing.TB, prof Profile, local netip.AddrPort, addr string, streams ...Stream) *testViewer {
 	t.Helper()
+	key, salt := keysFor(t, prof)
+	return listenViewer(t, Handoff{Profile: prof, MasterKey: key, MasterSalt: salt, Local: local, Streams: streams}, addr)
+}
+
+// listenViewer is a test viewer for the keys and streams of h, listening on
+// addr; its Handoff is h with Remote set.
+func listenViewer(t testing.TB, h Handoff, addr string) *testViewer {
+	t.Helper()
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadBuffer(4 << 20)
-	key, salt := keysFor(t, prof)
-	ctx, err := srtp.CreateContext(key, salt, srtp.ProtectionProfile(prof))
+	ctx, err := srtp.CreateContext(h.MasterKey, h.MasterSalt, srtp.ProtectionProfile(h.Profile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tv := &testViewer{
-		t: t, conn: conn, ctx: ctx, pkts: map[uint32][]got{}, done: make(chan struct{}),
-		h: Handoff{Profile: prof, MasterKey: key, MasterSalt: salt, Local: local, Remote: addrOf(conn), Streams: streams},
-	}
+	h.Remote = addrOf(conn)
+	tv := &testViewer{t: t, conn: conn, ctx: ctx, h: h, pkts: map[uint32][]got{}, done: make(chan struct{})}
 	go tv.read()
 	t.Cleanup(tv.close)
 	return tv
