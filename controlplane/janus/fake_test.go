@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -262,3 +263,13 @@ func (f *fakeMedias) last(handleID uint64) (*fakeMedia, int) {
 func testMedia() plugin.Media {
 	return plugin.Media{Handoff: dataplane.Handoff{}}
 }
+
+type pluginJSEP = plugin.JSEP
+
+type fakeEgress struct{}
+
+func (*fakeEgress) Retransmit(uint32, []uint16) int { return 0 }
+func (*fakeEgress) Counters(uint32) (dataplane.StreamCounters, bool) {
+	return dataplane.StreamCounters{}, false
+}
+func (*fakeEgress) SetPath(netip.AddrPort, netip.AddrPort) {}
