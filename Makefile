@@ -1,0 +1,41 @@
+# Spillway. `make run` starts a node with the built-in defaults; `make test`
+# installs what the tests need and runs them all.
+GO      ?= go
+GOFLAGS ?=
+BIN     := bin/spillway
+
+.PHONY: all build run test test-deps test-go lint bench clip clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN) ./cmd/spillway
+
+run: build
+	./$(BIN)
+
+# Installs the test dependencies (Debian packages, npm packages), then runs
+# vet and every Go test under the race detector. The end-to-end tests drive
+# Janode and headless Chromium from Go.
+test: test-deps lint test-go
+
+test-deps:
+	./scripts/test-deps.sh
+
+test-go:
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+
+# Regenerates the embedded demo clip (needs ffmpeg).
+clip:
+	./scripts/make-demo-clip.sh
+
+clean:
+	rm -rf bin
