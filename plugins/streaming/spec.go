@@ -49,8 +49,13 @@ func parseSpec(a args) (*mountSpec, *pluginError) {
 	if s.Type != "rtp" && s.Type != "clip" {
 		return nil, perr(errInvalidElement, "Invalid element (type should be rtp or clip)")
 	}
-	if s.ID, _, e = a.id(false); e != nil {
+	// Janode sends "id": 0 for "choose one", as Janus allows.
+	if v, _, e := a.integer("id", false); e != nil {
 		return nil, e
+	} else if v < 0 {
+		return nil, perr(errInvalidElement, "Invalid element (id should be a positive integer)")
+	} else {
+		s.ID = uint64(v)
 	}
 	for _, f := range []struct {
 		k   string
