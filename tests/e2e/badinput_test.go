@@ -44,7 +44,7 @@ func TestBadInput(t *testing.T) {
 		{"unknown handle", sURL + "/12345", msg{"janus": "message", "body": msg{"request": "list"}, "transaction": "x"}, 459},
 		{"unknown plugin", sURL, msg{"janus": "attach", "plugin": "janus.plugin.nope", "transaction": "x"}, 460},
 		{"bad jsep type", hURL, msg{"janus": "message", "body": msg{"request": "start"}, "jsep": msg{"type": "pranswer", "sdp": "v=0"}, "transaction": "x"}, 464},
-		{"invalid SDP", hURL, msg{"janus": "message", "body": msg{"request": "start"}, "jsep": msg{"type": "answer", "sdp": "this is not SDP"}, "transaction": "x"}, 465},
+		{"answer without an offer", hURL, msg{"janus": "message", "body": msg{"request": "start"}, "jsep": msg{"type": "answer", "sdp": "v=0"}, "transaction": "x"}, 469},
 	}
 	for _, tc := range core {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,6 +120,19 @@ func TestBadInput(t *testing.T) {
 	mustf(t, err, "watch event")
 	if int(ev.pluginData().num("error_code")) != 457 {
 		t.Errorf("watch with a wrong PIN: %v, want 457", ev)
+	}
+
+	// An answer that is not SDP, to a real offer.
+	h2, err := c.attach("janus.plugin.streaming")
+	mustf(t, err, "attach")
+	events := c.handleEvents(h2)
+	_, err = c.message(h2, msg{"request": "watch", "id": 1}, nil, true)
+	mustf(t, err, "watch")
+	_, err = waitOn(events, 5*time.Second, func(m msg) bool { return m.obj("jsep") != nil })
+	mustf(t, err, "offer")
+	r, err = c.message(h2, msg{"request": "start"}, msg{"type": "answer", "sdp": "this is not SDP"}, true)
+	if err == nil || int(r.obj("error").num("code")) != 465 {
+		t.Errorf("start with an invalid answer: %v %v, want 465", r, err)
 	}
 
 	// Still serving.
