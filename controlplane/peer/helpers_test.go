@@ -17,6 +17,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -306,6 +307,13 @@ type viewer struct {
 	pc      *webrtc.PeerConnection
 	mu      sync.Mutex
 	payload map[uint32][][]byte
+	srs     map[uint32][]srSeen
+	cnames  map[uint32]string
+}
+
+type srSeen struct {
+	rtcp.SenderReport
+	at time.Time
 }
 
 func newViewer(t *testing.T, o viewerOpts) *viewer {
@@ -354,14 +362,16 @@ func newViewer(t *testing.T, o viewerOpts) *viewer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &viewer{pc: pc, payload: map[uint32][][]byte{}}
+	v := &viewer{pc: pc, payload: map[uint32][][]byte{}, srs: map[uint32][]srSeen{}, cnames: map[uint32]string{}}
 	t.Cleanup(func() { _ = pc.Close() })
 	pc.OnTrack(func(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		go func() { // drain RTCP so the report interceptor sees our SRs
 			for {
-				if _, _, err := rcv.ReadRTCP(); err != nil {
+				pkts, _, err := rcv.ReadRTCP()
+				if err != nil {
 					return
 				}
+				v.noteRTCP(pkts)
 			}
 		}()
 		for {
@@ -375,6 +385,37 @@ func newViewer(t *testing.T, o viewerOpts) *viewer {
 		}
 	})
 	return v
+}
+
+func (v *viewer) noteRTCP(pkts []rtcp.Packet) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.SenderReport:
+			v.srs[p.SSRC] = append(v.srs[p.SSRC], srSeen{*p, time.Now()})
+		case *rtcp.SourceDescription:
+			for _, c := range p.Chunks {
+				for _, it := range c.Items {
+					if it.Type == rtcp.SDESCNAME {
+						v.cnames[c.Source] = it.Text
+					}
+				}
+			}
+		}
+	}
+}
+
+func (v *viewer) senderReports(ssrc uint32) []srSeen {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return slices.Clone(v.srs[ssrc])
+}
+
+func (v *viewer) cname(ssrc uint32) string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.cnames[ssrc]
 }
 
 // answer applies the server's offer and returns the gathered answer.
