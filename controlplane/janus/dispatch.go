@@ -102,10 +102,6 @@ type header struct {
 func parseHeader(f fields) (header, *apiError) {
 	var h header
 	var e *apiError
-	h.sessionID, _, e = f.uint("session_id")
-	if e != nil {
-		return h, e
-	}
 	h.transaction, h.hasTx, e = f.str("transaction")
 	if e != nil {
 		return h, e
@@ -122,6 +118,9 @@ func parseHeader(f fields) (header, *apiError) {
 		return h, newError(errMissingRequest, "Missing request (janus)")
 	}
 	h.janus = strings.ToLower(h.janus)
+	if h.sessionID, _, e = f.uint("session_id"); e != nil {
+		return h, e
+	}
 	h.handleID, h.hasHandle, e = f.uint("handle_id")
 	return h, e
 }

@@ -81,12 +81,15 @@ func (h *handle) PushEvent(transaction string, data any, jsep *plugin.JSEP) erro
 		if jsep.Type != "offer" && jsep.Type != "answer" {
 			return fmt.Errorf("janus: jsep type %q is neither offer nor answer", jsep.Type)
 		}
-		m, err := h.ensureMedia()
+		m, created, err := h.ensureMedia()
 		if err != nil {
 			return err
 		}
 		local, err := m.LocalDescription(*jsep)
 		if err != nil {
+			if created {
+				h.dropMedia(m)
+			}
 			return fmt.Errorf("janus: completing the plugin's %s: %w", jsep.Type, err)
 		}
 		h.mu.Lock()
@@ -164,39 +167,54 @@ func (h *handle) end() {
 	h.held = nil
 }
 
-// ensureMedia returns the handle's Media, creating it on first use.
-func (h *handle) ensureMedia() (Media, error) {
+// ensureMedia returns the handle's Media, creating it on first use
+// (created reports that).
+func (h *handle) ensureMedia() (m Media, created bool, err error) {
 	h.mediaMu.Lock()
 	defer h.mediaMu.Unlock()
 	h.mu.Lock()
 	if h.destroyed {
 		h.mu.Unlock()
-		return nil, errHandleGone
+		return nil, false, errHandleGone
 	}
 	if h.media != nil {
 		m := h.media
 		h.mu.Unlock()
-		return m, nil
+		return m, false, nil
 	}
 	h.mediaGen++
 	gen := h.mediaGen
 	h.mu.Unlock()
 	if h.s.g.cfg.Media == nil {
-		return nil, errNoMedia
+		return nil, false, errNoMedia
 	}
-	m := h.s.g.cfg.Media(h.s.id, h.id, h.events(gen))
+	m = h.s.g.cfg.Media(h.s.id, h.id, h.events(gen))
 	if m == nil {
-		return nil, errNoMedia
+		return nil, false, errNoMedia
 	}
 	h.mu.Lock()
 	if h.destroyed || h.mediaGen != gen {
 		h.mu.Unlock()
 		m.Hangup("Detach")
-		return nil, errHandleGone
+		return nil, false, errHandleGone
 	}
 	h.media, h.remoteSet, h.up = m, false, false
 	h.mu.Unlock()
-	return m, nil
+	return m, true, nil
+}
+
+// dropMedia forgets a Media that never got a usable description, without
+// hangup events: for the client and the plugin it never existed.
+func (h *handle) dropMedia(m Media) {
+	h.mu.Lock()
+	if h.media != m {
+		h.mu.Unlock()
+		return
+	}
+	h.media = nil
+	h.mediaGen++ // its callbacks are now stale
+	h.mu.Unlock()
+	m.Hangup("Invalid SDP")
 }
 
 // applyRemote applies the client's jsep to the handle's Media.
@@ -210,7 +228,7 @@ func (h *handle) applyRemote(j plugin.JSEP) *apiError {
 	if j.Type == "answer" && noMedia {
 		return newError(errUnexpectedAnswer, "")
 	}
-	m, err := h.ensureMedia()
+	m, created, err := h.ensureMedia()
 	switch {
 	case errors.Is(err, errHandleGone):
 		return newError(errHandleNotFound, "No such handle %d in session %d", h.id, h.s.id)
@@ -218,6 +236,9 @@ func (h *handle) applyRemote(j plugin.JSEP) *apiError {
 		return newError(errWebRTCState, "%v", err)
 	}
 	if err := m.RemoteDescription(j); err != nil {
+		if created {
+			h.dropMedia(m)
+		}
 		if errors.Is(err, ErrJSEPType) {
 			return newError(errJSEPUnknownType, "JSEP error: %v", err)
 		}

@@ -219,3 +219,18 @@ func TestCloseDestroysEverything(t *testing.T) {
 		t.Fatalf("create after Close: %v", r)
 	}
 }
+
+func TestHTTPUnpolledQueueOverflow(t *testing.T) {
+	h := newHarness(t, withGateway(func(g *Gateway) { g.queueLen = 4 }))
+	sid, hid := h.createHTTP()
+	fs := h.plugin.session(hid)
+	// Nobody polls: the fifth event overflows the queue and the session
+	// goes as if its transport had (reclaim 0).
+	for i := range 5 {
+		if err := fs.h.PushEvent("", map[string]any{"n": i}, nil); err != nil {
+			t.Fatalf("PushEvent %d: %v", i, err)
+		}
+	}
+	waitFor(t, "session destroyed", func() bool { return h.gw.findSession(sid) == nil })
+	waitFor(t, "plugin Destroy", func() bool { _, _, _, d := fs.counts(); return d == 1 })
+}
