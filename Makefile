@@ -4,7 +4,7 @@ GO      ?= go
 GOFLAGS ?=
 BIN     := bin/spillway
 
-.PHONY: all build run test test-deps test-go lint bench clip clean
+.PHONY: all build run test test-deps test-go test-scale lint bench clip clean
 
 all: build
 
@@ -17,13 +17,17 @@ run: build
 # Installs the test dependencies (Debian packages, npm packages), then runs
 # vet and every Go test under the race detector. The end-to-end tests drive
 # Janode and headless Chromium from Go.
-test: test-deps lint test-go
+test: test-deps lint test-go test-scale
 
 test-deps:
 	./scripts/test-deps.sh
 
 test-go:
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+# 200 viewers in one process; without -race, which would only slow it down.
+test-scale:
+	$(GO) test -count=1 -timeout 10m -run 'TestTwoHundredViewers' -v ./tests/e2e/
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
