@@ -73,9 +73,12 @@ func (w *worker) apply(o *op) int {
 }
 
 func (w *worker) setPath(v *Viewer, local, remote netip.AddrPort) {
-	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	local = unmapPort(local)
 	v.local, v.remote = local, remote
 	v.sock = w.socks[local]
+	if v.sock == nil {
+		v.sock = w.socks[wildcardOf(local)] // see Plane.resolveLocal
+	}
 	if v.sock == nil {
 		w.p.cfg.Logger.Warn("dataplane: viewer path on a local address that is not joined",
 			"local", local, "remote", remote)

@@ -88,7 +88,7 @@ func (p *Plane) Close() error {
 // destination; on a wildcard address a classic BPF "ret #0" program steers
 // the whole group to its first member, the control socket.
 func (p *Plane) Join(local netip.AddrPort) error {
-	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	local = unmapPort(local)
 	if local.Port() == 0 {
 		return errors.New("dataplane: join needs the control socket's port")
 	}
@@ -153,6 +153,31 @@ func (p *Plane) Stats() Stats {
 		st.Viewers += ws.Viewers
 	}
 	return st
+}
+
+// resolveLocal finds the joined address that serves local: local itself,
+// or the wildcard of its family on the same port (a control socket bound to
+// 0.0.0.0 advertises candidates with specific addresses). Called with p.mu
+// held.
+func (p *Plane) resolveLocal(local netip.AddrPort) (netip.AddrPort, bool) {
+	local = unmapPort(local)
+	if _, ok := p.locals[local]; ok {
+		return local, true
+	}
+	w := wildcardOf(local)
+	_, ok := p.locals[w]
+	return w, ok
+}
+
+func unmapPort(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+func wildcardOf(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().Is4() {
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), a.Port())
+	}
+	return netip.AddrPortFrom(netip.IPv6Unspecified(), a.Port())
 }
 
 // leastLoaded picks the worker with the fewest viewers. Called with p.mu held.

@@ -81,9 +81,11 @@ func TestInboundSteering(t *testing.T) {
 				}
 			}
 
-			// Sending still works, from the shared port.
+			// Sending still works, from the shared port. The handoff names
+			// the specific address even when the wildcard was joined, as an
+			// ICE candidate does.
 			src := p.NewSource("s", 2)
-			tv := newTestViewer(t, ProfileAEADAES128GCM, addrOf(ctrl), c.client, viewerStreams(0)...)
+			tv := newTestViewer(t, ProfileAEADAES128GCM, dst, c.client, viewerStreams(0)...)
 			if _, err := p.AddViewer(tv.h, src); err != nil {
 				t.Fatal(err)
 			}

@@ -86,7 +86,7 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 		p.mu.Unlock()
 		return nil, errPlaneClosed
 	}
-	if _, ok := p.locals[h.Local]; !ok {
+	if _, ok := p.resolveLocal(h.Local); !ok {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("dataplane: local %s not joined", h.Local)
 	}
