@@ -121,6 +121,11 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("status %d", status)
 		}
 	})
+	t.Run("poll without a session", func(t *testing.T) {
+		if status, _ := h.get(h.api.URL + "/janus?apisecret=" + secret); status != http.StatusNotFound {
+			t.Fatalf("status %d", status)
+		}
+	})
 	t.Run("poll of an unknown session", func(t *testing.T) {
 		if status, _ := h.get(fmt.Sprintf("%s/janus/12345?apisecret=%s", h.api.URL, secret)); status != http.StatusNotFound {
 			t.Fatalf("status %d", status)

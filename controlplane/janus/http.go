@@ -76,8 +76,12 @@ func (t *httpTransport) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ids[i] = id
 	}
 	if r.Method == http.MethodGet {
-		if t.admin || len(ids) == 0 {
+		switch {
+		case t.admin:
 			writeMsg(w, http.StatusOK, errorReply(0, "", false, newError(errInvalidJSON, "Request payload missing")))
+			return
+		case len(ids) == 0: // a long poll needs a session
+			writeMsg(w, http.StatusNotFound, errorReply(0, "", false, newError(errSessionNotFound, "")))
 			return
 		}
 		t.longPoll(w, r, ids)
