@@ -16,9 +16,9 @@
 //	            slowlink) and timeouts go to the session's sink: a WebSocket connection's
 //	            bounded queue, or an HTTP session's long-poll queue
 //
-// Concurrency: every object is guarded by its own mutex, taken in the order
-// Gateway -> session -> handle -> sink and never held while calling a plugin
-// or a Media. Plugin callbacks other than HandleMessage (SetupMedia,
+// Concurrency: every object is guarded by its own mutex, taken in the orders
+// Gateway -> session -> sink and handle -> session -> sink, and never held
+// while calling a plugin or a Media. Plugin callbacks other than HandleMessage (SetupMedia,
 // HangupMedia, KeyframeRequest, Destroy) run in order on a per-handle
 // serial executor, so a plugin may call back into its Handle from any of
 // them. Sinks never block: a WebSocket connection whose queue overflows is
