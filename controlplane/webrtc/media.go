@@ -45,7 +45,7 @@ func (m *media) LocalDescription(j plugin.JSEP) (plugin.JSEP, error) {
 
 func (m *media) RemoteDescription(j plugin.JSEP) error {
 	if j.Type != "answer" {
-		return fmt.Errorf("client %s not supported: this handle expects an answer to the plugin's offer", j.Type)
+		return fmt.Errorf("%w: client %s not supported, this handle expects an answer to the plugin's offer", janus.ErrJSEPType, j.Type)
 	}
 	return m.p.ApplyAnswer(j.SDP)
 }

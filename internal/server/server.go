@@ -152,6 +152,11 @@ func (s *Server) Plane() *dataplane.Plane { return s.plane }
 // Close stops everything in the reverse order of Start.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		// The gateway first: it releases the long polls, which would
+		// otherwise hold Shutdown for up to 30 s.
+		if s.gateway != nil {
+			_ = s.gateway.Close()
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		for _, srv := range s.servers {
@@ -159,9 +164,6 @@ func (s *Server) Close() {
 			_ = srv.Close()
 		}
 		s.wg.Wait()
-		if s.gateway != nil {
-			_ = s.gateway.Close()
-		}
 		if s.streaming != nil {
 			_ = s.streaming.Close()
 		}
