@@ -91,14 +91,26 @@ func TestEndToEnd(t *testing.T) {
 					}
 				}
 			}
+			var rcvd uint64
+			for k, sb := range subs {
+				for _, vs := range viewerStreams(k) {
+					for _, g := range sb.tv.stream(vs.SSRC) {
+						rcvd += uint64(len(g.raw))
+					}
+				}
+			}
 			st = p.Stats()
-			var sent, calls uint64
+			var sent, calls, nbytes uint64
 			for _, w := range st.Workers {
 				sent += w.Packets
 				calls += w.Sendmmsg
+				nbytes += w.Bytes
 				if w.Errors != 0 || w.Drops != 0 {
 					t.Errorf("worker stats: %+v", w)
 				}
+			}
+			if nbytes != rcvd {
+				t.Errorf("stats say %d bytes sent, viewers received %d", nbytes, rcvd)
 			}
 			if sent != 6*2*n {
 				t.Errorf("sent %d datagrams, want %d", sent, 6*2*n)
