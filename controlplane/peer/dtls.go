@@ -37,7 +37,7 @@ func (p *Peer) run(conn *ice.Conn, a *answer) {
 	ctx, cancel := context.WithTimeout(p.ctx, p.t.cfg.ICETimeout)
 	defer cancel()
 	if err := p.agentRef().AwaitConnect(ctx); err != nil {
-		p.shutdown(p.failure("ice failed", ctx, err))
+		p.shutdown(p.failure(ctx, "ice failed", err))
 		return
 	}
 	p.readers.Add(1)
@@ -47,7 +47,7 @@ func (p *Peer) run(conn *ice.Conn, a *answer) {
 	dconn, err := p.handshake(ctx, ep, a)
 	if err != nil {
 		p.setDTLSState("failed")
-		p.shutdown(p.failure("dtls failed", ctx, err))
+		p.shutdown(p.failure(ctx, "dtls failed", err))
 		return
 	}
 	p.readers.Add(1)
@@ -69,7 +69,7 @@ func (p *Peer) run(conn *ice.Conn, a *answer) {
 }
 
 // failure names why the ICE/DTLS phase ended: our own timeout, or the error.
-func (p *Peer) failure(what string, ctx context.Context, err error) string {
+func (p *Peer) failure(ctx context.Context, what string, err error) string {
 	if p.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Sprintf("%s: no connection within %v", what, p.t.cfg.ICETimeout)
 	}
