@@ -127,9 +127,10 @@ func TestPauseConfigureSwitchRestart(t *testing.T) {
 	waitPackets(t, v, "video", 30, 10*time.Second)
 	ask := func(body msg, check func(msg) bool) {
 		t.Helper()
-		_, err := c.message(h, body, nil, true)
+		ack, err := c.message(h, body, nil, true)
 		mustf(t, err, "%v", body)
-		ev, err := waitOn(events, 5*time.Second, func(m msg) bool { return m.str("janus") == "event" })
+		tx := ack.str("transaction")
+		ev, err := waitOn(events, 5*time.Second, func(m msg) bool { return m.str("janus") == "event" && m.str("transaction") == tx })
 		mustf(t, err, "%v event", body["request"])
 		if !check(ev.pluginData()) {
 			t.Fatalf("%v: event %v", body["request"], ev.pluginData())
