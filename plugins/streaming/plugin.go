@@ -198,15 +198,7 @@ func (p *Plugin) list(a args) (map[string]any, *pluginError) {
 }
 
 func (p *Plugin) info(a args) (map[string]any, *pluginError) {
-	id, _, e := a.id(true)
-	if e != nil {
-		return nil, e
-	}
-	secret, e := a.str("secret", false)
-	if e != nil {
-		return nil, e
-	}
-	mp, e := p.lookup(id)
+	mp, secret, e := p.target(a)
 	if e != nil {
 		return nil, e
 	}
@@ -345,17 +337,23 @@ func (p *Plugin) create(a args, fromConfig bool) (map[string]any, *pluginError) 
 	return map[string]any{"streaming": "created", "created": spec.Name, "permanent": false, "stream": stream}, nil
 }
 
-// authorized finds the mountpoint of a request and checks its secret.
-func (p *Plugin) authorized(a args) (*mountpoint, *pluginError) {
+// target finds the mountpoint a request names and reads its secret field.
+func (p *Plugin) target(a args) (*mountpoint, string, *pluginError) {
 	id, _, e := a.id(true)
 	if e != nil {
-		return nil, e
+		return nil, "", e
 	}
 	secret, e := a.str("secret", false)
 	if e != nil {
-		return nil, e
+		return nil, "", e
 	}
 	mp, e := p.lookup(id)
+	return mp, secret, e
+}
+
+// authorized finds the mountpoint of a request and checks its secret.
+func (p *Plugin) authorized(a args) (*mountpoint, *pluginError) {
+	mp, secret, e := p.target(a)
 	if e != nil {
 		return nil, e
 	}
