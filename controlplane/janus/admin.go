@@ -32,18 +32,9 @@ func (g *Gateway) adminDispatch(f fields) outcome {
 		}
 		return wrongPath()
 	}
-	if h.sessionID == 0 {
-		return fail(h, newError(errSessionNotFound, ""))
-	}
-	if h.hasHandle && h.handleID == 0 {
-		return fail(h, newError(errHandleNotFound, ""))
-	}
-	if e := g.checkAdminSecret(f); e != nil {
+	s, e := g.sessionOf(f, h, g.checkAdminSecret)
+	if e != nil {
 		return fail(h, e)
-	}
-	s := g.findSession(h.sessionID)
-	if s == nil {
-		return fail(h, newError(errSessionNotFound, "No such session %d", h.sessionID))
 	}
 	if h.handleID == 0 {
 		switch h.janus {

@@ -135,6 +135,25 @@ func fail(h header, e *apiError) outcome {
 	return outcome{reply: errorReply(h.sessionID, h.transaction, h.hasTx, e)}
 }
 
+// sessionOf checks a request's path and secret and finds the session it
+// names.
+func (g *Gateway) sessionOf(f fields, h header, secret func(fields) *apiError) (*session, *apiError) {
+	if h.sessionID == 0 {
+		return nil, newError(errSessionNotFound, "")
+	}
+	if h.hasHandle && h.handleID == 0 {
+		return nil, newError(errHandleNotFound, "")
+	}
+	if e := secret(f); e != nil {
+		return nil, e
+	}
+	s := g.findSession(h.sessionID)
+	if s == nil {
+		return nil, newError(errSessionNotFound, "No such session %d", h.sessionID)
+	}
+	return s, nil
+}
+
 // dispatch handles one Janus API request that came from o.
 func (g *Gateway) dispatch(f fields, o origin) outcome {
 	h, e := parseHeader(f)
@@ -152,18 +171,9 @@ func (g *Gateway) dispatch(f fields, o origin) outcome {
 		}
 		return fail(h, newError(errInvalidRequestPath, "Unhandled request '%s' at this path", h.janus))
 	}
-	if h.sessionID == 0 {
-		return fail(h, newError(errSessionNotFound, ""))
-	}
-	if h.hasHandle && h.handleID == 0 {
-		return fail(h, newError(errHandleNotFound, ""))
-	}
-	if e := g.checkAPISecret(f); e != nil {
+	s, e := g.sessionOf(f, h, g.checkAPISecret)
+	if e != nil {
 		return fail(h, e)
-	}
-	s := g.findSession(h.sessionID)
-	if s == nil {
-		return fail(h, newError(errSessionNotFound, "No such session %d", h.sessionID))
 	}
 	s.touch()
 	var hd *handle
