@@ -176,6 +176,7 @@ func TestPauseConfigureSwitchRestart(t *testing.T) {
 	ask(msg{"request": "switch", "id": 3}, func(d msg) bool {
 		return d.obj("result").str("switched") == "ok" && d.obj("result").num("id") == 3
 	})
+	time.Sleep(200 * time.Millisecond) // what A's packets were already on their way
 	mark = time.Now()
 	time.Sleep(2 * time.Second)
 	if n, b := countSince(v, mark, 'B'); n < 10 || b != n {
