@@ -88,13 +88,7 @@ func (g *Gateway) adminDispatch(f fields) outcome {
 }
 
 func (g *Gateway) checkAdminSecret(f fields) *apiError {
-	if g.cfg.AdminSecret == "" {
-		return nil
-	}
-	if v, _, e := f.str("admin_secret"); e == nil && secretOK(v, g.cfg.AdminSecret) {
-		return nil
-	}
-	return newError(errUnauthorized, "")
+	return checkSecret(f, "admin_secret", g.cfg.AdminSecret)
 }
 
 func (g *Gateway) adminStatus(h header) outcome {

@@ -235,10 +235,15 @@ func (g *Gateway) dispatch(f fields, o origin) outcome {
 }
 
 func (g *Gateway) checkAPISecret(f fields) *apiError {
-	if g.cfg.APISecret == "" {
+	return checkSecret(f, "apisecret", g.cfg.APISecret)
+}
+
+// checkSecret: with a secret configured, the request's key must carry it.
+func checkSecret(f fields, key, want string) *apiError {
+	if want == "" {
 		return nil
 	}
-	if v, _, e := f.str("apisecret"); e == nil && secretOK(v, g.cfg.APISecret) {
+	if v, _, e := f.str(key); e == nil && secretOK(v, want) {
 		return nil
 	}
 	return newError(errUnauthorized, "")
