@@ -29,6 +29,8 @@ func (g *Gateway) adminDispatch(f fields) outcome {
 			return g.adminSetTimeout(f, h, nil)
 		case "list_sessions":
 			return g.adminListSessions(h)
+		case "get_knobs", "get_knob", "set_knob":
+			return g.adminKnobs(f, h)
 		}
 		return wrongPath()
 	}
@@ -152,5 +154,50 @@ func (g *Gateway) adminSetTimeout(f fields, h header, s *session) outcome {
 	}
 	s.mu.Unlock()
 	r["session_id"] = s.id
+	return outcome{reply: r}
+}
+
+// adminKnobs serves the knob table: get_knobs lists every value, get_knob
+// and set_knob take a "path" (and a "value", given as a string).
+func (g *Gateway) adminKnobs(f fields, h header) outcome {
+	k := g.cfg.Knobs
+	if k == nil {
+		return fail(h, newError(errUnknown, "This server has no knobs"))
+	}
+	r := msg{"janus": "success", "transaction": h.transaction}
+	if h.janus == "get_knobs" {
+		all := map[string]string{}
+		for _, p := range k.Paths() {
+			if v, err := k.Get(p); err == nil {
+				all[p] = v
+			}
+		}
+		r["knobs"] = all
+		return outcome{reply: r}
+	}
+	path, ok, e := f.str("path")
+	if e != nil {
+		return fail(h, e)
+	}
+	if !ok {
+		return fail(h, newError(errMissingMandatoryElement, "Missing mandatory element (path)"))
+	}
+	if h.janus == "set_knob" {
+		value, ok, e := f.str("value")
+		if e != nil {
+			return fail(h, e)
+		}
+		if !ok {
+			return fail(h, newError(errMissingMandatoryElement, "Missing mandatory element (value)"))
+		}
+		if err := k.Set(path, value); err != nil {
+			return fail(h, newError(errInvalidElementType, "%v", err))
+		}
+	}
+	v, err := k.Get(path)
+	if err != nil {
+		return fail(h, newError(errInvalidElementType, "%v", err))
+	}
+	r["path"], r["value"] = path, v
 	return outcome{reply: r}
 }

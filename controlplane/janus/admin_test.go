@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -167,5 +169,85 @@ func TestAdminAPIWithoutSecret(t *testing.T) {
 	r := c.do("", obj{"janus": "list_sessions", "transaction": "x"})
 	if l, _ := r["sessions"].([]any); r["janus"] != "success" || len(l) != 1 || num(t, l[0]) != sid {
 		t.Fatalf("list_sessions without a configured secret: %v", r)
+	}
+}
+
+// fakeKnobs is a two-knob table: "a/num" takes integers, "a/ro" refuses writes.
+type fakeKnobs struct {
+	mu  sync.Mutex
+	num string
+}
+
+func (k *fakeKnobs) Paths() []string { return []string{"a/num", "a/ro"} }
+
+func (k *fakeKnobs) Get(path string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch path {
+	case "a/num":
+		return k.num, nil
+	case "a/ro":
+		return "fixed", nil
+	}
+	return "", fmt.Errorf("no knob %q", path)
+}
+
+func (k *fakeKnobs) Set(path, value string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	switch path {
+	case "a/num":
+		if _, err := strconv.Atoi(value); err != nil {
+			return fmt.Errorf("knob %s: %q is not an integer", path, value)
+		}
+		k.num = value
+		return nil
+	case "a/ro":
+		return fmt.Errorf("knob %s needs a restart", path)
+	}
+	return fmt.Errorf("no knob %q", path)
+}
+
+func TestAdminKnobs(t *testing.T) {
+	const secret = "overlord"
+	k := &fakeKnobs{num: "1"}
+	h := newHarness(t, withConfig(func(c *Config) { c.AdminSecret = secret; c.Knobs = k }))
+	for _, c := range adminClients(h) {
+		t.Run(c.name, func(t *testing.T) {
+			do := func(req obj) obj {
+				req["transaction"] = h.txn()
+				req["admin_secret"] = secret
+				return c.do("/admin", req)
+			}
+			if r := do(obj{"janus": "set_knob", "path": "a/num", "value": "42"}); r["janus"] != "success" || r["value"] != "42" {
+				t.Fatalf("set_knob: %v", r)
+			}
+			if r := do(obj{"janus": "get_knob", "path": "a/num"}); r["value"] != "42" {
+				t.Fatalf("get_knob: %v", r)
+			}
+			r := do(obj{"janus": "get_knobs"})
+			if all, _ := r["knobs"].(map[string]any); all["a/num"] != "42" || all["a/ro"] != "fixed" {
+				t.Fatalf("get_knobs: %v", r)
+			}
+			for _, bad := range []obj{
+				{"janus": "set_knob", "path": "a/num", "value": "many"},
+				{"janus": "set_knob", "path": "a/ro", "value": "x"},
+				{"janus": "set_knob", "path": "nope", "value": "1"},
+				{"janus": "get_knob", "path": "nope"},
+			} {
+				if r := do(bad); errCode(t, r) != errInvalidElementType {
+					t.Errorf("%v: %v, want %d", bad, r, errInvalidElementType)
+				}
+			}
+			if r := do(obj{"janus": "set_knob", "path": "a/num"}); errCode(t, r) != errMissingMandatoryElement {
+				t.Errorf("set_knob without a value: %v", r)
+			}
+			if v, _ := k.Get("a/num"); v != "42" {
+				t.Errorf("a refused value replaced the old one: %q", v)
+			}
+			if r := c.do("/admin", obj{"janus": "get_knobs", "transaction": h.txn()}); errCode(t, r) != errUnauthorized {
+				t.Errorf("get_knobs without the secret: %v", r)
+			}
+		})
 	}
 }

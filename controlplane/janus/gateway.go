@@ -40,7 +40,18 @@ type Config struct {
 	ReclaimTimeout time.Duration
 	Plugins        []plugin.Plugin
 	Media          MediaFactory
-	Logger         *slog.Logger
+	// Knobs, when set, is served by the Admin API's get_knobs, get_knob and
+	// set_knob.
+	Knobs  Knobs
+	Logger *slog.Logger
+}
+
+// Knobs is the server's table of tunables as the Admin API sees it.
+type Knobs interface {
+	Paths() []string
+	Get(path string) (string, error)
+	// Set parses, validates and applies a value; an error leaves the old one.
+	Set(path, value string) error
 }
 
 // Gateway is the Janus API core: sessions, handles, plugins and the
