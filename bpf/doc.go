@@ -1,0 +1,11 @@
+// Package bpf holds Spillway's eBPF programs and their cilium/ebpf loaders.
+// The programs are written with cilium/ebpf's asm package, so a build needs
+// no clang and there is no generated object to keep in step.
+//
+// XDPCounter is the sink of the data-plane benchmark: attached to the far
+// end of a veth, it counts UDP frames and drops them, so the sender's core
+// does all the work that is measured and nothing downstream can be the
+// bottleneck. Programs are attached through bpf links, which the kernel
+// detaches when the process exits, so a crashed run leaves no program on an
+// interface.
+package bpf
