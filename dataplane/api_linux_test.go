@@ -18,6 +18,13 @@ func TestConfigDefaults(t *testing.T) {
 		{"zero is default", Config{}, ""},
 		{"history not a power of two", Config{History: 500}, "power of two"},
 		{"negative", Config{Batch: -1}, "negative"},
+		{"negative sndbuf", Config{SndBuf: -1}, "negative"},
+		{"batch too large", Config{Batch: maxBatch + 1}, "batch"},
+		{"flush interval too long", Config{FlushInterval: 2 * time.Second}, "flush interval"},
+		{"unknown mode", Config{Mode: "afxdp-typo"}, "unknown mode"},
+		{"workers differ from CPUs", Config{Workers: 3, CPUs: []int{0, 1}}, "one worker per CPU"},
+		{"repeated CPU", Config{CPUs: []int{0, 0}}, "repeated"},
+		{"empty CPU list", Config{CPUs: []int{}}, "empty CPU list"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -28,7 +35,8 @@ func TestConfigDefaults(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got.Workers < 1 || got.Batch != defaultBatch || got.FlushInterval != defaultFlushInterval || got.History != defaultHistory || got.Logger == nil {
+			if err != nil || got.Workers != 0 || got.Batch != defaultBatch || got.FlushInterval != defaultFlushInterval ||
+				got.History != defaultHistory || got.Mode != ModeSocket || got.Logger == nil {
 				t.Fatalf("%+v, %v", got, err)
 			}
 		})

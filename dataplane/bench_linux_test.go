@@ -58,7 +58,7 @@ func (r *fanoutRig) publish(n, viewers int) {
 		r.src.Publish(1, r.pkt, false)
 	}
 	r.want += uint64(n * viewers)
-	for r.w.packets.Load()+r.w.errors.Load() < r.want {
+	for r.w.st.packets.Load()+r.w.st.errors.Load() < r.want {
 		runtime.Gosched()
 	}
 }
@@ -81,7 +81,7 @@ func TestFanoutAllocations(t *testing.T) {
 			if allocs != 0 {
 				t.Fatalf("%.1f allocations per 32 packets x %d viewers", allocs, viewers)
 			}
-			if e := r.w.errors.Load(); e != 0 {
+			if e := r.w.st.errors.Load(); e != 0 {
 				t.Fatalf("%d send errors", e)
 			}
 		})
@@ -96,7 +96,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/viewers=%d", srtp.ProtectionProfile(prof), viewers), func(b *testing.B) {
 				r := newFanoutRig(b, prof, viewers, 1200)
 				r.publish(2*defaultHistory, viewers)
-				calls := r.w.calls.Load()
+				calls := r.w.st.calls.Load()
 				b.ReportAllocs()
 				b.ResetTimer()
 				start := time.Now()
@@ -104,7 +104,7 @@ func BenchmarkFanout(b *testing.B) {
 				el := time.Since(start)
 				b.StopTimer()
 				b.ReportMetric(float64(el.Nanoseconds())/float64(b.N*viewers), "ns/pkt/viewer")
-				b.ReportMetric(float64(b.N*viewers)/float64(r.w.calls.Load()-calls), "pkts/sendmmsg")
+				b.ReportMetric(float64(b.N*viewers)/float64(r.w.st.calls.Load()-calls), "pkts/sendmmsg")
 			})
 		}
 	}

@@ -4,16 +4,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"time"
+)
+
+// Mode is the egress engine (knob dataplane/mode), fixed when the plane
+// starts.
+type Mode string
+
+const (
+	// ModeSocket: per-core workers, batched SRTP, GSO and sendmmsg.
+	ModeSocket Mode = "socket"
+	// ModeQueue: the baseline, a deliberate copy of Janus's path: a copy,
+	// a queue and a goroutine per viewer, one wake-up and one sendto per
+	// packet. Kept so that every benchmark shows the ratio in one run.
+	ModeQueue Mode = "queue"
 )
 
 // Config tunes the data plane. The zero value of every field means "default".
 type Config struct {
-	Workers       int           // 0: runtime.NumCPU()
+	Workers       int           // 0: len(CPUs), else runtime.NumCPU()
 	Batch         int           // max packets a worker takes before it sends; 0: 32
 	FlushInterval time.Duration // 0: 1ms (a worker never holds a packet longer)
 	History       int           // packets kept per outgoing stream for NACK; 0: 512 (power of two)
+	Mode          Mode          // "": socket
+	NoGSO         bool          // ablation: no UDP_SEGMENT
+	NoMMsg        bool          // ablation: one sendto per datagram instead of sendmmsg
+	NoPin         bool          // ablation: workers not pinned
+	SndBuf        int           // SO_SNDBUF of send sockets; 0: kernel default
+	CPUs          []int         // CPUs for the workers, one each; nil: chosen from the process mask
 	Logger        *slog.Logger
 }
 
@@ -21,6 +39,13 @@ const (
 	defaultBatch         = 32
 	defaultFlushInterval = time.Millisecond
 	defaultHistory       = 512
+
+	// maxBatch bounds Batch: a worker's batch array is allocated once.
+	maxBatch = 1024
+	// maxFlushInterval bounds FlushInterval: longer would be a stall, not a batch.
+	maxFlushInterval = time.Second
+	// maxSndBuf bounds SndBuf (the kernel doubles the value it is given).
+	maxSndBuf = 1 << 30
 
 	// maxPacket is the largest plain RTP packet a Source accepts: an Ethernet
 	// MTU with room to spare. Larger ones are dropped and counted.
@@ -34,21 +59,29 @@ const (
 	// inQueue is each worker's inbound packet queue; when it is full, Publish
 	// drops for that worker and counts it rather than stall the ingest.
 	inQueue = 4096
+	// viewerQueue is a queue-mode viewer's packet queue.
+	viewerQueue = 1024
 )
 
 // withDefaults fills zero fields and rejects impossible values.
 func (c Config) withDefaults() (Config, error) {
-	if c.Workers < 0 || c.Batch < 0 || c.FlushInterval < 0 || c.History < 0 {
+	if c.Workers < 0 || c.Batch < 0 || c.FlushInterval < 0 || c.History < 0 || c.SndBuf < 0 {
 		return c, errors.New("dataplane: negative config value")
-	}
-	if c.Workers == 0 {
-		c.Workers = runtime.NumCPU()
 	}
 	if c.Batch == 0 {
 		c.Batch = defaultBatch
 	}
+	if err := checkBatch(c.Batch); err != nil {
+		return c, err
+	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = defaultFlushInterval
+	}
+	if err := checkFlushInterval(c.FlushInterval); err != nil {
+		return c, err
+	}
+	if err := checkSndBuf(c.SndBuf); err != nil {
+		return c, err
 	}
 	if c.History == 0 {
 		c.History = defaultHistory
@@ -56,10 +89,55 @@ func (c Config) withDefaults() (Config, error) {
 	if c.History&(c.History-1) != 0 {
 		return c, fmt.Errorf("dataplane: history %d is not a power of two", c.History)
 	}
+	switch c.Mode {
+	case "":
+		c.Mode = ModeSocket
+	case ModeSocket, ModeQueue:
+	default:
+		return c, fmt.Errorf("dataplane: unknown mode %q (want %q or %q)", c.Mode, ModeSocket, ModeQueue)
+	}
+	if c.CPUs != nil {
+		if len(c.CPUs) == 0 {
+			return c, errors.New("dataplane: empty CPU list")
+		}
+		if c.Workers != 0 && c.Workers != len(c.CPUs) {
+			return c, fmt.Errorf("dataplane: %d workers on %d CPUs: one worker per CPU", c.Workers, len(c.CPUs))
+		}
+		c.CPUs = append([]int(nil), c.CPUs...)
+		seen := map[int]bool{}
+		for _, cpu := range c.CPUs {
+			if cpu < 0 || seen[cpu] {
+				return c, fmt.Errorf("dataplane: CPU list %v: negative or repeated CPU", c.CPUs)
+			}
+			seen[cpu] = true
+		}
+		c.Workers = len(c.CPUs)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c, nil
+}
+
+func checkBatch(n int) error {
+	if n < 1 || n > maxBatch {
+		return fmt.Errorf("dataplane: batch %d out of range [1, %d]", n, maxBatch)
+	}
+	return nil
+}
+
+func checkFlushInterval(d time.Duration) error {
+	if d <= 0 || d > maxFlushInterval {
+		return fmt.Errorf("dataplane: flush interval %v out of range (0, %v]", d, maxFlushInterval)
+	}
+	return nil
+}
+
+func checkSndBuf(n int) error {
+	if n < 0 || n > maxSndBuf {
+		return fmt.Errorf("dataplane: sndbuf %d out of range [0, %d]", n, maxSndBuf)
+	}
+	return nil
 }
 
 // Stats is a snapshot of the data plane's counters.
@@ -68,12 +146,17 @@ type Stats struct {
 	Viewers int // in total
 }
 
-// WorkerStats are one worker's counters since the plane started.
+// WorkerStats are one worker's counters since the plane started. In queue
+// mode each viewer's goroutine counts into the worker it was placed on.
 type WorkerStats struct {
-	Viewers  int
-	Packets  uint64 // datagrams the kernel accepted
-	Bytes    uint64 // their bytes (SRTP, without UDP/IP headers)
-	Sendmmsg uint64 // sendmmsg calls
-	Errors   uint64 // datagrams the kernel rejected, or that had nowhere to go
-	Drops    uint64 // published packets dropped because the worker's queue was full
+	Viewers      int
+	Packets      uint64 // RTP packets the kernel accepted (each GSO segment counts)
+	Bytes        uint64 // their bytes (SRTP, without UDP/IP headers)
+	Sendmmsg     uint64 // send system calls (sendmmsg, or sendmsg/sendto without mmsg)
+	Errors       uint64 // packets the kernel rejected, or that had nowhere to go
+	Drops        uint64 // published packets dropped because the worker's queue was full
+	Datagrams    uint64 // messages the kernel accepted: a GSO datagram counts once
+	Segments     uint64 // packets that went inside multi-segment GSO datagrams
+	GSOFallbacks uint64 // sockets that turned GSO off after the kernel refused it
+	CPU          int    // the CPU the worker is pinned to; -1 when not pinned
 }

@@ -37,6 +37,14 @@ func (r *retainRing) push(p *packet) uint64 {
 	return r.head - 1
 }
 
+// oldest is the position of the oldest packet still retained.
+func (r *retainRing) oldest() uint64 {
+	if n := uint64(len(r.slots)); r.head > n {
+		return r.head - n
+	}
+	return 0
+}
+
 // get returns the packet at pos if it is still retained.
 func (r *retainRing) get(pos uint64) *packet {
 	if r.dead || pos >= r.head || r.head-pos > uint64(len(r.slots)) {

@@ -1,9 +1,12 @@
 package dataplane
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Control operations: the only way anything but the worker touches a
-// viewer's SRTP context, history, rewrite state or path. They are applied by
+// viewer's SRTP state, history, rewrite state or path. They are applied by
 // the worker between two batches, when nothing is queued for sending.
 
 type opKind int
@@ -17,6 +20,9 @@ const (
 	opEnable
 	opPath
 	opRetransmit
+	opPrepare // rebalance: keep packets of src from now on, for a viewer coming
+	opMoveOut // rebalance: send v everything up to upto, then let it go
+	opMoveIn  // rebalance: take v over, sending what it has not had yet
 )
 
 type op struct {
@@ -30,6 +36,7 @@ type op struct {
 	mid    string
 	ssrc   uint32
 	seqs   []uint16
+	upto   []uint64
 	done   chan int
 }
 
@@ -41,12 +48,12 @@ func (w *worker) apply(o *op) int {
 		w.socklst = append(w.socklst, o.sock)
 	case opAdd:
 		w.setPath(v, o.local, o.remote)
-		w.attach(v, o.src)
+		w.attach(v, o.src, false)
 	case opRemove:
 		w.detach(v)
 	case opSwitch:
 		w.detach(v)
-		w.attach(v, o.src)
+		w.attach(v, o.src, false)
 	case opPause:
 		if v.paused && !o.on {
 			for _, vs := range v.streams {
@@ -68,6 +75,12 @@ func (w *worker) apply(o *op) int {
 		w.setPath(v, o.local, o.remote)
 	case opRetransmit:
 		return w.retransmit(v, v.bySSRC[o.ssrc], o.seqs)
+	case opPrepare:
+		w.state(o.src).refs++
+	case opMoveOut:
+		w.moveOut(v, o.upto)
+	case opMoveIn:
+		w.moveIn(v)
 	}
 	return 0
 }
@@ -87,46 +100,68 @@ func (w *worker) setPath(v *Viewer, local, remote netip.AddrPort) {
 	v.sa = makeSockaddr(remote, v.sock.v6)
 }
 
-// attach subscribes every stream of v to its source stream of src. Each
-// stream rebases (and video waits for a keyframe) on its next packet.
-func (w *worker) attach(v *Viewer, src *Source) {
+// state returns the worker's state of src, created empty if needed.
+func (w *worker) state(src *Source) *srcState {
 	st := w.sources[src]
 	if st == nil {
-		st = &srcState{src: src, subs: make([][]*vstream, src.streams), rings: make([]*retainRing, src.streams)}
+		st = &srcState{
+			src:   src,
+			rings: make([]*retainRing, src.streams),
+			last:  make([]uint64, src.streams),
+			idx:   make([]int32, 0, cap(w.batch)),
+		}
 		for i := range st.rings {
 			st.rings[i] = newRetainRing(w.p.cfg.History)
 		}
 		w.sources[src] = st
 	}
-	for _, vs := range v.streams {
-		st.subs[vs.srcIdx] = append(st.subs[vs.srcIdx], vs)
-		vs.rw.rebase = true
+	return st
+}
+
+// attach subscribes v to src. Unless v is moving in (its slot is reserved
+// and its streams continue as they were), each stream rebases (and video
+// waits for a keyframe) on its next packet.
+func (w *worker) attach(v *Viewer, src *Source, moving bool) {
+	st := w.state(src)
+	if !moving {
+		st.refs++
+		for _, vs := range v.streams {
+			vs.rw.rebase = true
+			vs.seen = 0 // numbers count per source
+		}
 	}
-	st.viewers++
+	if len(v.bySrc) != src.streams {
+		v.bySrc = make([][]*vstream, src.streams)
+		for _, vs := range v.streams {
+			v.bySrc[vs.srcIdx] = append(v.bySrc[vs.srcIdx], vs)
+		}
+	}
+	st.viewers = append(st.viewers, v)
 	v.ws = st
 }
 
-// detach removes v's streams from its source; the last viewer to leave
-// releases the packets the worker retained for that source.
+// detach removes v from its source; the last viewer to leave releases the
+// packets the worker retained for that source.
 func (w *worker) detach(v *Viewer) {
 	st := v.ws
 	if st == nil {
 		return
 	}
 	v.ws = nil
-	for _, vs := range v.streams {
-		subs := st.subs[vs.srcIdx]
-		for i, x := range subs {
-			if x == vs {
-				copy(subs[i:], subs[i+1:])
-				subs[len(subs)-1] = nil
-				st.subs[vs.srcIdx] = subs[:len(subs)-1]
-				break
-			}
+	for i, x := range st.viewers {
+		if x == v {
+			copy(st.viewers[i:], st.viewers[i+1:])
+			st.viewers[len(st.viewers)-1] = nil
+			st.viewers = st.viewers[:len(st.viewers)-1]
+			break
 		}
 	}
-	st.viewers--
-	if st.viewers == 0 {
+	w.unref(st)
+}
+
+func (w *worker) unref(st *srcState) {
+	st.refs--
+	if st.refs == 0 {
 		for _, r := range st.rings {
 			r.close()
 		}
@@ -150,10 +185,106 @@ func (w *worker) retransmit(v *Viewer, vs *vstream, seqs []uint16) int {
 		if pk == nil {
 			continue
 		}
-		if w.send(v, vs, pk, e.seq, e.ts) {
+		if w.put(v, vs, pk, e.seq, e.ts) {
 			n++
 		}
 	}
 	w.flush()
 	return n
+}
+
+// moveWait bounds how long a worker giving a viewer away waits for packets
+// published before the new worker joined the source; one that never comes
+// (dropped on a full queue) would otherwise stall it.
+const moveWait = 100 * time.Millisecond
+
+// moveOut sends v every packet numbered up to upto (per source stream) that
+// this worker will ever see for it, notes per stream the last one it
+// handled, and lets v go. Its history points into this worker's rings,
+// which the next worker cannot read: it is forgotten.
+func (w *worker) moveOut(v *Viewer, upto []uint64) {
+	st := v.ws
+	if st == nil {
+		return
+	}
+	behind := func() bool {
+		for _, vs := range v.streams {
+			if st.last[vs.srcIdx] < upto[vs.srcIdx] {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(moveWait)
+	for behind() && time.Now().Before(deadline) {
+		w.drain(deadline)
+	}
+	for _, vs := range v.streams {
+		vs.seen = st.last[vs.srcIdx]
+		clear(vs.hist)
+	}
+	w.detach(v)
+}
+
+// drain processes one batch of what is queued, waiting until deadline for
+// the first packet.
+func (w *worker) drain(deadline time.Time) {
+	w.timer.Reset(time.Until(deadline))
+	select {
+	case pk := <-w.in:
+		w.timer.Stop()
+		w.batch = append(w.batch[:0], pk)
+	case <-w.timer.C:
+		return
+	}
+	max := min(int(w.p.batch.Load()), cap(w.batch))
+	for len(w.batch) < max {
+		select {
+		case pk := <-w.in:
+			w.batch = append(w.batch, pk)
+			continue
+		default:
+		}
+		break
+	}
+	w.process()
+}
+
+// moveIn takes v over: it sends v what this worker retained of v's source
+// and v's old worker had not sent, then v gets every batch from here on.
+// Its SRTP state and rewriter came with it, so sequence numbers, rollover
+// counters and keystream continue where they were.
+func (w *worker) moveIn(v *Viewer) {
+	w.setPath(v, v.local, v.remote)
+	st := w.sources[v.src]
+	if st == nil { // not prepared: cannot happen, but never send blind
+		w.attach(v, v.src, false)
+		return
+	}
+	w.now = time.Now().UnixNano()
+	w.gso, w.mmsg = w.p.gso.Load(), w.p.mmsg.Load()
+	for _, vs := range v.streams {
+		if v.paused || !vs.enabled {
+			continue
+		}
+		r := st.rings[vs.srcIdx]
+		for pos := r.oldest(); pos < r.head; pos++ {
+			pk := r.get(pos)
+			if pk == nil || pk.num <= vs.seen {
+				continue
+			}
+			seq, ts, ok := vs.rw.next(pk.f.ssrc, pk.f.seq, pk.f.ts, pk.at, pk.key)
+			if !ok {
+				continue
+			}
+			if w.put(v, vs, pk, seq, ts) {
+				vs.hist[seq&uint16(len(vs.hist)-1)] = histEntry{ring: r, pos: pos, seq: seq, ts: ts, used: true}
+				vs.ctr.sent(pk.f.octets, ts, w.now)
+			}
+			vs.seen = pk.num
+		}
+		w.endRun()
+	}
+	w.flush()
+	w.attach(v, v.src, true)
 }

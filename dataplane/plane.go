@@ -5,50 +5,87 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Plane is the egress data plane: a fixed set of workers, each owning its
-// viewers and one send socket per joined local address.
+// Plane is the egress data plane: a fixed set of workers, one per chosen
+// CPU, each owning its viewers and one send socket per joined local address.
 type Plane struct {
-	cfg   Config
+	cfg   Config // as started; the live settings below override it
 	epoch time.Time
+
+	// Live settings, read by the workers once per batch.
+	batch atomic.Int64 // packets
+	flush atomic.Int64 // time.Duration
+	gso   atomic.Bool
+	mmsg  atomic.Bool
 
 	workers []*worker
 	quit    chan struct{}
 	wg      sync.WaitGroup
+	rebal   sync.Mutex // one rebalance at a time
 
-	mu      sync.Mutex
-	closed  bool
-	locals  map[netip.AddrPort][]*net.UDPConn // per local: one socket per worker
-	ingests map[*Ingest]struct{}
+	mu       sync.Mutex
+	closed   bool
+	sndbuf   int                               // live SndBuf
+	defSnd   int                               // the kernel's default SO_SNDBUF, as read (doubled)
+	locals   map[netip.AddrPort][]*net.UDPConn // per local: one socket per worker
+	ingests  map[*Ingest]struct{}
+	qworkers map[*worker]struct{} // queue mode: the viewers' goroutines
 }
 
-// New starts the workers.
+// New starts the workers: one per CPU of cfg.CPUs, or chosen from the
+// process's CPUs, each pinned to its CPU unless cfg.NoPin.
 func New(cfg Config) (*Plane, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	p := &Plane{
-		cfg:     cfg,
-		epoch:   time.Now(),
-		quit:    make(chan struct{}),
-		locals:  map[netip.AddrPort][]*net.UDPConn{},
-		ingests: map[*Ingest]struct{}{},
+	cpus := cfg.CPUs
+	if cpus == nil {
+		n := cfg.Workers
+		if n == 0 {
+			n = runtime.NumCPU()
+		}
+		if cpus, err = chooseCPUs(n); err != nil {
+			return nil, err
+		}
+		cfg.Workers, cfg.CPUs = n, cpus
 	}
-	for i := 0; i < cfg.Workers; i++ {
-		p.workers = append(p.workers, newWorker(p, i))
+	p := &Plane{
+		cfg:      cfg,
+		epoch:    time.Now(),
+		quit:     make(chan struct{}),
+		sndbuf:   cfg.SndBuf,
+		locals:   map[netip.AddrPort][]*net.UDPConn{},
+		ingests:  map[*Ingest]struct{}{},
+		qworkers: map[*worker]struct{}{},
+	}
+	p.batch.Store(int64(cfg.Batch))
+	p.flush.Store(int64(cfg.FlushInterval))
+	p.gso.Store(!cfg.NoGSO)
+	p.mmsg.Store(!cfg.NoMMsg)
+	for i, cpu := range cpus {
+		if cfg.NoPin {
+			cpu = -1
+		}
+		p.workers = append(p.workers, newWorker(p, i, cpu))
 	}
 	for _, w := range p.workers {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			w.run()
-		}()
+		p.start(w)
 	}
 	return p, nil
+}
+
+func (p *Plane) start(w *worker) {
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		w.run()
+	}()
 }
 
 // Close stops the workers, closes the ingests and the sockets. Idempotent.
@@ -113,6 +150,16 @@ func (p *Plane) Join(local netip.AddrPort) error {
 			return fail(err)
 		}
 		conns = append(conns, c)
+		if p.defSnd == 0 {
+			if p.defSnd, err = sndBuf(c); err != nil {
+				return fail(err)
+			}
+		}
+		if p.sndbuf != 0 {
+			if err := setSndBuf(c, p.sndbuf); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	if local.Addr().IsUnspecified() {
 		if err := steerToFirst(conns[0]); err != nil {
@@ -121,7 +168,7 @@ func (p *Plane) Join(local netip.AddrPort) error {
 	}
 	socks := make([]*wsock, len(conns))
 	for i, c := range conns {
-		s, err := newWsock(c, local)
+		s, err := newWsock(c, local, maxMsgs)
 		if err != nil {
 			return fail(err)
 		}
@@ -133,7 +180,12 @@ func (p *Plane) Join(local netip.AddrPort) error {
 		}
 	}
 	p.locals[local] = conns
-	p.cfg.Logger.Debug("dataplane: joined", "local", local, "sockets", len(conns))
+	for qw := range p.qworkers {
+		if err := p.joinQueueWorker(qw, local); err != nil {
+			return err
+		}
+	}
+	p.cfg.Logger.Debug("dataplane: joined", "local", local, "sockets", len(conns), "gso", socks[0].gsoOK)
 	return nil
 }
 
@@ -142,12 +194,16 @@ func (p *Plane) Stats() Stats {
 	var st Stats
 	for _, w := range p.workers {
 		ws := WorkerStats{
-			Viewers:  int(w.viewers.Load()),
-			Packets:  w.packets.Load(),
-			Bytes:    w.bytes.Load(),
-			Sendmmsg: w.calls.Load(),
-			Errors:   w.errors.Load(),
-			Drops:    w.drops.Load(),
+			Viewers:      int(w.viewers.Load()),
+			Packets:      w.st.packets.Load(),
+			Bytes:        w.st.bytes.Load(),
+			Sendmmsg:     w.st.calls.Load(),
+			Errors:       w.st.errors.Load(),
+			Drops:        w.st.drops.Load(),
+			Datagrams:    w.st.datagrams.Load(),
+			Segments:     w.st.segments.Load(),
+			GSOFallbacks: w.st.fallbacks.Load(),
+			CPU:          int(w.cpu.Load()),
 		}
 		st.Workers = append(st.Workers, ws)
 		st.Viewers += ws.Viewers
@@ -189,6 +245,20 @@ func (p *Plane) leastLoaded() *worker {
 		}
 	}
 	return best
+}
+
+// place and unplace count v on a worker. Called with p.mu held.
+func (p *Plane) place(v *Viewer, w *worker) {
+	v.host = w
+	w.vset[v] = struct{}{}
+	w.viewers.Add(1)
+}
+
+func (p *Plane) unplace(v *Viewer) {
+	if _, ok := v.host.vset[v]; ok {
+		delete(v.host.vset, v)
+		v.host.viewers.Add(-1)
+	}
 }
 
 // do hands an operation to a worker and waits until it is applied. It

@@ -40,15 +40,15 @@ func TestFlushWaitsOnEAGAIN(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	w := &worker{p: &Plane{cfg: Config{Logger: slog.Default()}}}
-	s := &wsock{rc: rc, hdrs: make([]unix.Mmsghdr, maxMsgs), iovs: make([]unix.Iovec, maxMsgs)}
-	s.write = s.sendmmsg
+	st := &wstats{}
+	s := &wsock{rc: rc, mmsg: true, sys: sysSendmmsg}
+	s.init(maxMsgs)
 	const n = 300
 	bufs := make([][]byte, n)
 	var none sockaddr // namelen 0: the connected peer
 	for i := range bufs {
 		bufs[i] = []byte{byte(i), byte(i >> 8), 0xee}
-		s.add(bufs[i], &none)
+		s.add(bufs[i], &none, 0, 1)
 	}
 
 	got := make(chan int, n)
@@ -65,7 +65,7 @@ func TestFlushWaitsOnEAGAIN(t *testing.T) {
 		close(got)
 	}()
 	start := time.Now()
-	s.flush(w)
+	s.flush(st, slog.Default())
 	if time.Since(start) < 40*time.Millisecond {
 		t.Fatalf("flush returned before the reader made room: no back-pressure seen")
 	}
@@ -76,11 +76,11 @@ func TestFlushWaitsOnEAGAIN(t *testing.T) {
 		}
 		i++
 	}
-	if i != n || w.packets.Load() != n || w.errors.Load() != 0 || w.bytes.Load() != 3*n {
-		t.Fatalf("%d received; stats packets %d errors %d bytes %d", i, w.packets.Load(), w.errors.Load(), w.bytes.Load())
+	if i != n || st.packets.Load() != n || st.errors.Load() != 0 || st.bytes.Load() != 3*n {
+		t.Fatalf("%d received; stats packets %d errors %d bytes %d", i, st.packets.Load(), st.errors.Load(), st.bytes.Load())
 	}
-	if c := w.calls.Load(); c < 2 || c > n/2 {
+	if c := st.calls.Load(); c < 2 || c > n/2 {
 		t.Fatalf("%d sendmmsg calls for %d messages: want partial sends, and no spinning", c, n)
 	}
-	t.Logf("%d messages in %d sendmmsg calls", n, w.calls.Load())
+	t.Logf("%d messages in %d sendmmsg calls", n, st.calls.Load())
 }

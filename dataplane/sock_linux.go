@@ -3,7 +3,10 @@
 package dataplane
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,16 +16,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Stage 3 of the fan-out: a worker's send socket on one local address. The
-// worker queues (buffer, destination) messages for many viewers, then flush
-// hands them all to sendmmsg(2), as few calls as the kernel allows:
+// Stage 3b of the fan-out: a worker's send socket on one local address. The
+// worker queues messages for many viewers, each with its own destination and,
+// for a GSO run (pack.go), its own UDP_SEGMENT control message; flush hands
+// them to sendmmsg(2) in as few calls as the kernel allows:
 //
 //   - a partial send continues from the first message not sent;
 //   - EAGAIN (send buffer full) returns to Go's poller, which waits until
 //     the socket is writable and calls us again: no spinning;
+//   - EIO or EINVAL on a GSO message means the kernel or the device refuses
+//     segmentation, or the destination is refused: that message's packets
+//     are resent one per message, and if the first of them goes out, GSO
+//     was to blame and is turned off for this socket only (counted in
+//     GSOFallbacks);
+//     EMSGSIZE on a GSO message (a segment larger than the path MTU) resends
+//     its packets one per message but keeps GSO;
 //   - any other error belongs to the first message not sent (sendmmsg
-//     reports an error only when it sent nothing): that message is counted
-//     and skipped, the rest go on.
+//     reports an error only when it sent nothing): its packets are counted
+//     as errors and skipped, the rest go on.
+//
+// Without mmsg (ablation), the same messages go out one sendmsg each (sendto
+// when there is no control message).
 
 // sockaddr is a viewer's destination in the kernel's format, built once per
 // path change so the send path never converts addresses.
@@ -64,24 +78,55 @@ func makeSockaddr(remote netip.AddrPort, v6 bool) sockaddr {
 	return sa
 }
 
+// cmsgSpace is the room of one UDP_SEGMENT control message.
+var cmsgSpace = unix.CmsgSpace(2)
+
+// sendFunc is sendmmsg(2) on fd for n messages at hdrs; tests replace it to
+// make the kernel refuse GSO.
+type sendFunc func(fd uintptr, hdrs *unix.Mmsghdr, n int) (int, syscall.Errno)
+
+func sysSendmmsg(fd uintptr, hdrs *unix.Mmsghdr, n int) (int, syscall.Errno) {
+	r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(hdrs)), uintptr(n), 0, 0, 0)
+	return int(r), e
+}
+
+// testSendmmsg, when set before Join, replaces sendmmsg on the sockets
+// opened afterwards.
+var testSendmmsg sendFunc
+
 type wsock struct {
 	conn  *net.UDPConn
 	rc    syscall.RawConn
 	local netip.AddrPort
 	v6    bool
+	gsoOK bool // the kernel takes UDP_SEGMENT here (probed at open, off after a fallback)
+	mmsg  bool // sendmmsg, or one call per message (set by the worker before flush)
 
 	hdrs []unix.Mmsghdr
 	iovs []unix.Iovec
-	n    int // queued messages
+	oob  []byte   // one UDP_SEGMENT cmsg per message
+	gso  []uint16 // per message: its gso_size, 0 for a plain datagram
+	segs []uint16 // per message: its packets
+	n    int      // queued messages
+
+	// A GSO message being resent one packet per message.
+	split     [maxGSOSegs]unix.Mmsghdr
+	splitIovs [maxGSOSegs]unix.Iovec
+	splitSegs [maxGSOSegs]uint16
+	splitN    int
+	splitPos  int
+	suspect   bool // the split follows EIO/EINVAL: is GSO to blame?
 
 	// State of the flush in progress, for write (called by the poller).
 	pos     int
-	w       *worker
+	acc     sendCounts
 	lastErr syscall.Errno
+	sys     sendFunc
 	write   func(fd uintptr) bool // bound once: passing it does not allocate
 }
 
-func newWsock(c *net.UDPConn, local netip.AddrPort) (*wsock, error) {
+// newWsock wraps c for a worker that queues at most msgs messages.
+func newWsock(c *net.UDPConn, local netip.AddrPort, msgs int) (*wsock, error) {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("raw conn: %w", err)
@@ -91,77 +136,217 @@ func newWsock(c *net.UDPConn, local netip.AddrPort) (*wsock, error) {
 		rc:    rc,
 		local: local,
 		v6:    local.Addr().Is6(),
-		hdrs:  make([]unix.Mmsghdr, maxMsgs),
-		iovs:  make([]unix.Iovec, maxMsgs),
+		mmsg:  true,
+		gsoOK: probeGSO(c),
+		sys:   sysSendmmsg,
 	}
-	s.write = s.sendmmsg
+	if testSendmmsg != nil {
+		s.sys = testSendmmsg
+	}
+	s.init(msgs)
 	return s, nil
+}
+
+// init allocates the message arrays and writes every control message's
+// header once.
+func (s *wsock) init(msgs int) {
+	s.hdrs = make([]unix.Mmsghdr, msgs)
+	s.iovs = make([]unix.Iovec, msgs)
+	s.oob = make([]byte, msgs*cmsgSpace)
+	s.gso = make([]uint16, msgs)
+	s.segs = make([]uint16, msgs)
+	for i := 0; i < msgs; i++ {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&s.oob[i*cmsgSpace]))
+		h.Level = unix.SOL_UDP
+		h.Type = unix.UDP_SEGMENT
+		h.SetLen(unix.CmsgLen(2))
+	}
+	for i := range s.split {
+		s.split[i].Hdr.Iov = &s.splitIovs[i]
+		s.split[i].Hdr.SetIovlen(1)
+		s.splitSegs[i] = 1
+	}
+	s.write = s.send
+}
+
+// probeGSO reports whether the kernel knows UDP_SEGMENT on c (Linux 4.18).
+func probeGSO(c *net.UDPConn) bool {
+	err := control(c, func(fd int) error {
+		_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		return err
+	})
+	return err == nil
 }
 
 func (s *wsock) full() bool { return s.n == len(s.hdrs) }
 
-// add queues b for sa. Both must stay untouched until the next flush.
-func (s *wsock) add(b []byte, sa *sockaddr) {
-	iov := &s.iovs[s.n]
+// room is how many more messages fit.
+func (s *wsock) room() int { return len(s.hdrs) - s.n }
+
+// add queues b for sa as one message of segs packets; gsoSize > 0 makes it a
+// GSO datagram cut into gsoSize-byte segments. b and sa must stay untouched
+// until the next flush.
+func (s *wsock) add(b []byte, sa *sockaddr, gsoSize, segs int) {
+	i := s.n
+	iov := &s.iovs[i]
 	iov.Base = &b[0]
 	iov.SetLen(len(b))
-	h := &s.hdrs[s.n].Hdr
+	h := &s.hdrs[i].Hdr
 	h.Name = (*byte)(unsafe.Pointer(&sa.raw))
 	h.Namelen = sa.n
 	h.Iov = iov
 	h.SetIovlen(1)
+	if gsoSize > 0 {
+		c := s.oob[i*cmsgSpace : (i+1)*cmsgSpace]
+		binary.NativeEndian.PutUint16(c[unix.CmsgLen(0):], uint16(gsoSize))
+		h.Control = &c[0]
+		h.SetControllen(cmsgSpace)
+	} else {
+		h.Control = nil
+		h.SetControllen(0)
+	}
+	s.gso[i] = uint16(gsoSize)
+	s.segs[i] = uint16(segs)
 	s.n++
 }
 
-func (s *wsock) flush(w *worker) {
-	s.pos, s.w, s.lastErr = 0, w, 0
-	errs := w.errors.Load()
-	for s.pos < s.n {
+// flush sends every queued message and adds the counts to st.
+func (s *wsock) flush(st *wstats, log *slog.Logger) {
+	s.pos, s.acc, s.lastErr, s.suspect = 0, sendCounts{}, 0, false
+	for s.pos < s.n || s.splitPos < s.splitN {
 		if err := s.rc.Write(s.write); err != nil {
 			// The socket is closed: nothing left can be sent.
-			w.errors.Add(uint64(s.n - s.pos))
+			for i := s.pos; i < s.n; i++ {
+				s.acc.errors += uint64(s.segs[i])
+			}
+			s.acc.errors += uint64(s.splitN - s.splitPos)
+			s.pos, s.splitPos, s.splitN = s.n, 0, 0
 			break
 		}
 	}
-	if s.lastErr != 0 {
-		w.p.cfg.Logger.Debug("dataplane: kernel rejected datagrams",
-			"local", s.local, "errors", w.errors.Load()-errs, "last", s.lastErr.Error())
+	st.add(&s.acc)
+	if s.acc.fallbacks != 0 {
+		log.Warn("dataplane: kernel refused UDP GSO; off for this socket", "local", s.local)
 	}
-	s.n, s.w = 0, nil
+	if s.lastErr != 0 {
+		log.Debug("dataplane: kernel rejected datagrams", "local", s.local,
+			"errors", s.acc.errors, "last", s.lastErr.Error())
+	}
+	s.n = 0
 }
 
-// sendmmsg runs under the poller's write lock; false means "wait until
+// send runs under the poller's write lock; false means "wait until
 // writable and call again".
-func (s *wsock) sendmmsg(fd uintptr) bool {
-	var sent, bytes, calls, errs uint64
-	defer func() {
-		s.w.packets.Add(sent)
-		s.w.bytes.Add(bytes)
-		s.w.calls.Add(calls)
-		s.w.errors.Add(errs)
-	}()
-	for s.pos < s.n {
-		r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
-			uintptr(unsafe.Pointer(&s.hdrs[s.pos])), uintptr(s.n-s.pos), 0, 0, 0)
-		calls++
-		switch e {
-		case 0:
-			k := int(r)
-			for i := s.pos; i < s.pos+k; i++ {
-				bytes += uint64(s.hdrs[i].Len)
+func (s *wsock) send(fd uintptr) bool {
+	for {
+		if s.splitPos < s.splitN {
+			k, e := s.call(fd, s.split[s.splitPos:s.splitN])
+			switch {
+			case e == unix.EAGAIN:
+				return false
+			case e == unix.EINTR:
+				continue
+			case e != 0:
+				s.acc.errors++
+				s.lastErr = e
+				s.splitPos++
+			default:
+				s.sent(s.split[s.splitPos:s.splitPos+k], s.splitSegs[s.splitPos:])
+				s.splitPos += k
+				if s.suspect && s.gsoOK {
+					// The same bytes went out without UDP_SEGMENT: GSO was
+					// the problem, not the destination.
+					s.gsoOK = false
+					s.acc.fallbacks++
+				}
 			}
-			sent += uint64(k)
-			s.pos += k
-		case unix.EAGAIN:
+			s.suspect = false
+			continue
+		}
+		s.splitPos, s.splitN = 0, 0
+		if s.pos >= s.n {
+			return true
+		}
+		k, e := s.call(fd, s.hdrs[s.pos:s.n])
+		switch {
+		case e == unix.EAGAIN:
 			return false
-		case unix.EINTR:
+		case e == unix.EINTR:
+		case e == 0:
+			s.sent(s.hdrs[s.pos:s.pos+k], s.segs[s.pos:])
+			s.pos += k
+		case s.gso[s.pos] > 0 && (e == unix.EIO || e == unix.EINVAL):
+			// GSO refused, or a destination the kernel refuses anyway
+			// (port 0 gives EINVAL too): the first packet resent alone
+			// tells which.
+			s.splitMessage(s.pos)
+			s.suspect = true
+			s.pos++
+		case s.gso[s.pos] > 0 && e == unix.EMSGSIZE:
+			s.splitMessage(s.pos)
+			s.pos++
 		default:
-			errs++
+			s.acc.errors += uint64(s.segs[s.pos])
 			s.lastErr = e
 			s.pos++
 		}
 	}
-	return true
+}
+
+// call sends hdrs (at least one): all it can with sendmmsg, or the first one
+// alone without mmsg. It returns how many messages went out.
+func (s *wsock) call(fd uintptr, hdrs []unix.Mmsghdr) (int, syscall.Errno) {
+	s.acc.calls++
+	if s.mmsg {
+		return s.sys(fd, &hdrs[0], len(hdrs))
+	}
+	h := &hdrs[0].Hdr
+	var r uintptr
+	var e syscall.Errno
+	if h.Controllen == 0 {
+		r, _, e = unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(h.Iov.Base)), uintptr(h.Iov.Len),
+			0, uintptr(unsafe.Pointer(h.Name)), uintptr(h.Namelen))
+	} else {
+		r, _, e = unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(h)), 0)
+	}
+	if e != 0 {
+		return 0, e
+	}
+	hdrs[0].Len = uint32(r)
+	return 1, 0
+}
+
+// sent counts messages the kernel accepted; segs holds their packet counts.
+func (s *wsock) sent(hdrs []unix.Mmsghdr, segs []uint16) {
+	for i := range hdrs {
+		n := uint64(segs[i])
+		s.acc.datagrams++
+		s.acc.packets += n
+		if n > 1 {
+			s.acc.segments += n
+		}
+		s.acc.bytes += uint64(hdrs[i].Len)
+	}
+}
+
+// splitMessage prepares message i's packets as separate messages.
+func (s *wsock) splitMessage(i int) {
+	h := &s.hdrs[i].Hdr
+	base := unsafe.Slice(h.Iov.Base, h.Iov.Len)
+	size := int(s.gso[i])
+	n := 0
+	for off := 0; off < len(base); off += size {
+		end := min(off+size, len(base))
+		iov := &s.splitIovs[n]
+		iov.Base = &base[off]
+		iov.SetLen(end - off)
+		m := &s.split[n].Hdr
+		m.Name, m.Namelen = h.Name, h.Namelen
+		m.Control = nil
+		m.SetControllen(0)
+		n++
+	}
+	s.splitN, s.splitPos = n, 0
 }
 
 // openDataSocket binds a send socket into local's reuseport group. On a
@@ -199,6 +384,32 @@ func steerToFirst(c *net.UDPConn) error {
 		return fmt.Errorf("attach reuseport cBPF: %w", err)
 	}
 	return nil
+}
+
+// sndBuf reads c's SO_SNDBUF (the kernel reports twice the value set).
+func sndBuf(c *net.UDPConn) (int, error) {
+	var n int
+	err := control(c, func(fd int) error {
+		var err error
+		n, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
+		return err
+	})
+	return n, err
+}
+
+// setSndBuf sets c's send buffer to n bytes: SO_SNDBUFFORCE when the
+// process may (CAP_NET_ADMIN, beyond net.core.wmem_max), else SO_SNDBUF.
+func setSndBuf(c *net.UDPConn, n int) error {
+	return control(c, func(fd int) error {
+		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
+		if errors.Is(err, unix.EPERM) {
+			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
+		}
+		if err != nil {
+			return fmt.Errorf("SO_SNDBUF %d: %w", n, err)
+		}
+		return nil
+	})
 }
 
 func control(c *net.UDPConn, f func(fd int) error) error {

@@ -4,36 +4,46 @@ package dataplane
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 )
 
-// The send path needs sendmmsg and SO_REUSEPORT steering: Linux only. These
-// stubs keep the module building elsewhere; Join fails, so no viewer can be
-// added.
+// The send path needs sendmmsg, UDP GSO and SO_REUSEPORT steering: Linux
+// only. These stubs keep the module building elsewhere; Join fails, so no
+// viewer can be added.
 
 var errNotLinux = errors.New("dataplane: the socket data plane needs Linux")
 
 type sockaddr struct{}
 
 type wsock struct {
-	n  int
-	v6 bool
+	n     int
+	v6    bool
+	gsoOK bool
+	mmsg  bool
+	segs  []uint16
 }
 
 func makeSockaddr(netip.AddrPort, bool) sockaddr { return sockaddr{} }
 
-func newWsock(*net.UDPConn, netip.AddrPort) (*wsock, error) { return nil, errNotLinux }
+func newWsock(*net.UDPConn, netip.AddrPort, int) (*wsock, error) { return nil, errNotLinux }
 
 func (s *wsock) full() bool { return true }
 
-func (s *wsock) add([]byte, *sockaddr) {}
+func (s *wsock) room() int { return 0 }
 
-func (s *wsock) flush(w *worker) {
-	w.errors.Add(uint64(s.n))
+func (s *wsock) add([]byte, *sockaddr, int, int) {}
+
+func (s *wsock) flush(st *wstats, _ *slog.Logger) {
+	st.errors.Add(uint64(s.n))
 	s.n = 0
 }
 
 func openDataSocket(netip.AddrPort) (*net.UDPConn, error) { return nil, errNotLinux }
 
 func steerToFirst(*net.UDPConn) error { return errNotLinux }
+
+func sndBuf(*net.UDPConn) (int, error) { return 0, errNotLinux }
+
+func setSndBuf(*net.UDPConn, int) error { return errNotLinux }

@@ -12,6 +12,11 @@ import (
 // worker that has viewers of the source. The buffer carries one reference per
 // worker; a worker keeps its reference in a retain ring (history.go) until
 // NACKs can no longer ask for the packet, then releases it to the pool.
+// Each packet gets a number, counted per source stream, by which a viewer
+// moving between workers knows which packets its old worker sent already.
+//
+// In queue mode the "workers" are the viewers' own goroutines, and Publish
+// copies the packet once per viewer, as Janus does.
 
 // Source is a fan-out point, one per mountpoint. Publish may be called from
 // several goroutines (one per ingest stream).
@@ -21,7 +26,8 @@ type Source struct {
 	streams int
 
 	closed  atomic.Bool
-	dropped atomic.Uint64 // invalid or oversized packets
+	dropped atomic.Uint64   // invalid or oversized packets
+	nums    []atomic.Uint64 // per stream: number of the last packet published
 
 	mu      sync.Mutex
 	refs    map[*worker]int           // viewers of this source per worker
@@ -31,7 +37,7 @@ type Source struct {
 // NewSource creates a source with the given number of streams (e.g. 2 for
 // audio and video).
 func (p *Plane) NewSource(name string, streams int) *Source {
-	return &Source{p: p, name: name, streams: streams, refs: map[*worker]int{}}
+	return &Source{p: p, name: name, streams: streams, refs: map[*worker]int{}, nums: make([]atomic.Uint64, max(streams, 0))}
 }
 
 // Name is the name given to NewSource.
@@ -58,26 +64,56 @@ func (s *Source) publish(stream int, pkt []byte, f rtpFields, keyframe bool) {
 	if s.closed.Load() || stream < 0 || stream >= s.streams {
 		return
 	}
+	// Numbered before the snapshot is read: a worker attached after a
+	// number was read (rebalance.go) gets every later packet.
+	num := s.nums[stream].Add(1)
 	ws := s.workers.Load()
 	if ws == nil || len(*ws) == 0 {
 		return // nobody watches: not even the copy
 	}
+	at := int64(time.Since(s.p.epoch))
+	if s.p.cfg.Mode == ModeQueue {
+		for _, w := range *ws { // a copy per viewer, as Janus does
+			s.send(w, s.copyPacket(pkt, f, keyframe, stream, num, at, 1))
+		}
+		return
+	}
+	p := s.copyPacket(pkt, f, keyframe, stream, num, at, int32(len(*ws)))
+	for _, w := range *ws {
+		s.send(w, p)
+	}
+}
+
+func (s *Source) copyPacket(pkt []byte, f rtpFields, key bool, stream int, num uint64, at int64, refs int32) *packet {
 	p := getPacket()
 	p.n = copy(p.buf[:], pkt)
 	p.f = f
-	p.key = keyframe
+	p.key = key
 	p.stream = stream
+	p.num = num
 	p.src = s
-	p.at = int64(time.Since(s.p.epoch))
-	p.refs.Store(int32(len(*ws)))
-	for _, w := range *ws {
-		select {
-		case w.in <- p:
-		default:
-			w.drops.Add(1)
-			p.release()
-		}
+	p.at = at
+	p.refs.Store(refs)
+	return p
+}
+
+// send queues p for w, or drops w's reference when w is behind.
+func (s *Source) send(w *worker, p *packet) {
+	select {
+	case w.in <- p:
+	default:
+		w.st.drops.Add(1)
+		p.release()
 	}
+}
+
+// published returns, per stream, the number of the last packet published.
+func (s *Source) published() []uint64 {
+	n := make([]uint64, len(s.nums))
+	for i := range s.nums {
+		n[i] = s.nums[i].Load()
+	}
+	return n
 }
 
 // attach and detach keep the snapshot of workers that have viewers of s.
@@ -116,6 +152,7 @@ type packet struct {
 	f      rtpFields
 	key    bool
 	stream int
+	num    uint64 // in its source stream, from 1
 	src    *Source
 	at     int64 // arrival, nanoseconds since the plane's epoch (monotonic)
 	buf    [maxPacket]byte

@@ -5,17 +5,16 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
-
-	"github.com/pion/srtp/v3"
 )
 
-// Viewer is one subscriber's egress. Its SRTP context, history and rewrite
+// Viewer is one subscriber's egress. Its SRTP state, history and rewrite
 // state belong to one worker goroutine; every method below reaches that
 // worker through its control channel, takes effect between two batches and
 // returns once the worker has applied it.
 type Viewer struct {
-	p *Plane
-	w *worker
+	p    *Plane
+	w    *worker // owns the state below: the host, or the viewer's own goroutine in queue mode
+	host *worker // the socket worker the viewer is placed on (under p.mu and mu)
 
 	mu     sync.Mutex // serialises control calls on this viewer
 	src    *Source
@@ -25,7 +24,7 @@ type Viewer struct {
 	bySSRC  map[uint32]*vstream // immutable after AddViewer
 
 	// Owned by the worker.
-	ctx    *srtp.Context
+	bySrc  [][]*vstream // per source stream index: the streams it feeds
 	paused bool
 	sock   *wsock
 	sa     sockaddr
@@ -43,14 +42,16 @@ type vstream struct {
 	srcIdx int
 
 	// Owned by the worker.
+	prot    protector
 	enabled bool
+	seen    uint64 // packets of the source stream numbered up to here were handled (rebalance)
 	rw      rewriter
 	hist    []histEntry
 
 	ctr counters // atomics, read by any goroutine
 }
 
-// AddViewer builds the viewer's SRTP context (RTP only) from the handoff and
+// AddViewer builds the viewer's SRTP state (RTP only) from the handoff and
 // places the viewer on the least-loaded worker, subscribed to src.
 func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 	if src == nil || src.p != p {
@@ -59,11 +60,11 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 	if len(h.Streams) == 0 {
 		return nil, errors.New("dataplane: viewer without streams")
 	}
-	ctx, err := srtp.CreateContext(h.MasterKey, h.MasterSalt, srtp.ProtectionProfile(h.Profile))
+	prot, err := newProtectors(h)
 	if err != nil {
-		return nil, fmt.Errorf("dataplane: srtp context: %w", err)
+		return nil, err
 	}
-	v := &Viewer{p: p, src: src, ctx: ctx, bySSRC: map[uint32]*vstream{}}
+	v := &Viewer{p: p, src: src, bySSRC: map[uint32]*vstream{}}
 	for _, st := range h.Streams {
 		if st.Source < 0 || st.Source >= src.streams {
 			return nil, fmt.Errorf("dataplane: stream %q feeds from source stream %d of %d", st.MID, st.Source, src.streams)
@@ -73,6 +74,7 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 		}
 		vs := &vstream{
 			v: v, mid: st.MID, ssrc: st.SSRC, pt: st.PT, srcIdx: st.Source,
+			prot:    prot(st.SSRC),
 			enabled: true,
 			rw:      rewriter{video: st.ClockRate == 90000, clock: st.ClockRate},
 			hist:    make([]histEntry, p.cfg.History),
@@ -90,15 +92,25 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("dataplane: local %s not joined", h.Local)
 	}
-	w := p.leastLoaded()
-	w.viewers.Add(1)
+	host := p.leastLoaded()
+	p.place(v, host)
+	w := host
+	if p.cfg.Mode == ModeQueue {
+		if w, err = p.startQueueWorker(host); err != nil {
+			p.unplace(v)
+			p.mu.Unlock()
+			return nil, err
+		}
+	}
 	p.mu.Unlock()
 
 	v.w = w
 	src.attach(w)
 	if _, ok := p.do(w, &op{kind: opAdd, v: v, src: src, local: h.Local, remote: h.Remote}); !ok {
 		src.detach(w)
-		w.viewers.Add(-1)
+		p.mu.Lock()
+		p.unplace(v)
+		p.mu.Unlock()
 		return nil, errPlaneClosed
 	}
 	return v, nil
@@ -172,15 +184,22 @@ func (v *Viewer) Counters(ssrc uint32) (StreamCounters, bool) {
 // Close detaches the viewer. When it returns, no worker sends to it any more.
 func (v *Viewer) Close() {
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if v.closed {
+		v.mu.Unlock()
 		return
 	}
 	v.closed = true
 	if _, ok := v.p.do(v.w, &op{kind: opRemove, v: v}); ok {
 		v.src.detach(v.w)
 	}
-	v.w.viewers.Add(-1)
+	v.p.mu.Lock()
+	v.p.unplace(v)
+	if v.w.queue {
+		v.p.stopQueueWorker(v.w)
+	}
+	v.p.mu.Unlock()
+	v.mu.Unlock()
+	v.p.rebalance()
 }
 
 func (v *Viewer) control(o *op) (int, bool) {

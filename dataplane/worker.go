@@ -5,83 +5,132 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtp"
 )
 
-// Stage 2 of the fan-out, one goroutine per worker:
+// Stage 2 of the fan-out, one goroutine per worker, pinned to its CPU:
 //
 //	collect  take published packets from w.in, up to Batch of them or until
 //	         FlushInterval has passed since the first one
-//	fan out  for each packet, for each of this worker's viewers of its source
-//	         stream: rewrite the header (SSRC, PT, sequence and timestamp
-//	         offsets), encrypt into the worker's scratch space, note it in the
-//	         stream's history, queue a message on the viewer's socket
-//	send     sendmmsg every queued message (sock_linux.go), many viewers per
+//	stage    once per packet: keep it in its source stream's retain ring
+//	         (history.go) and note it under its source
+//	emit     per viewer of each source in the batch, its packets in order:
+//	         rewrite the header (rewrite.go), encrypt in place in the
+//	         worker's scratch space (protect.go), lay runs of equal-size
+//	         packets into GSO datagrams (pack.go), note the history and the
+//	         sender-report counters
+//	send     sendmmsg every queued datagram (sock_linux.go), many viewers per
 //	         call; flush early when the scratch space or a socket's message
 //	         array is full
-//	control  between batches, apply control operations (add, remove, switch,
-//	         pause, enable, path, retransmit, join), one at a time
+//	control  between batches, apply control operations (ops.go), one at a
+//	         time
 //
 // Nothing on the per-packet, per-viewer path allocates, locks or looks up a
-// map: a source stream's subscribers are resolved into a slice when a viewer
-// is added or switched.
+// map: a source's viewers and a viewer's streams per source stream are
+// resolved into slices when a viewer is added, switched or moved.
+//
+// In queue mode (queue.go) the same code runs as one goroutine per viewer,
+// one packet at a time, one sendto per packet.
 
 type worker struct {
 	p     *Plane
 	id    int
+	queue bool          // a queue-mode viewer's goroutine
+	stop  chan struct{} // queue mode: closed when the viewer closes
+	cpu   atomic.Int32  // pinned CPU, -1 when not pinned
 	in    chan *packet
 	ctl   chan *op
 	timer *time.Timer
 
 	batch   []*packet
+	bpos    []uint64    // per batch packet: its position in the retain ring
+	touched []*srcState // sources with packets in the batch
 	sources map[*Source]*srcState
 	socks   map[netip.AddrPort]*wsock
 	socklst []*wsock
 	scratch []byte
 	off     int   // used bytes of scratch
 	now     int64 // wallclock of the current batch, unix ns
-	hdr     rtp.Header
+	gso     bool  // settings read once per batch
+	mmsg    bool
 
-	viewers atomic.Int64
-	packets atomic.Uint64
-	bytes   atomic.Uint64
-	calls   atomic.Uint64
-	errors  atomic.Uint64
-	drops   atomic.Uint64
+	cur   gsoRun // the datagram being built for the current viewer
+	rsock *wsock
+	rsa   *sockaddr
+
+	st      *wstats              // shared with the host worker in queue mode
+	viewers atomic.Int64         // viewers placed on this worker (socket workers)
+	vset    map[*Viewer]struct{} // the same viewers, under p.mu, for rebalancing
 }
 
-// srcState is a worker's view of one source: the outgoing streams fed by each
-// source stream, and the packets it retains for NACKs.
+// wstats are a worker's counters, read by Stats from any goroutine.
+type wstats struct {
+	packets, bytes, calls, errors, drops, datagrams, segments, fallbacks atomic.Uint64
+}
+
+// sendCounts accumulate during one flush; the worker adds them to its
+// atomics once.
+type sendCounts struct {
+	packets, bytes, calls, errors, datagrams, segments, fallbacks uint64
+}
+
+func (s *wstats) add(c *sendCounts) {
+	s.packets.Add(c.packets)
+	s.bytes.Add(c.bytes)
+	s.calls.Add(c.calls)
+	s.errors.Add(c.errors)
+	s.datagrams.Add(c.datagrams)
+	s.segments.Add(c.segments)
+	s.fallbacks.Add(c.fallbacks)
+}
+
+// srcState is a worker's view of one source: its viewers, the packets it
+// retains for NACKs, and this batch's packets of the source.
 type srcState struct {
 	src     *Source
-	subs    [][]*vstream
+	viewers []*Viewer
 	rings   []*retainRing
-	viewers int
+	last    []uint64 // per source stream: number of the last packet staged
+	idx     []int32  // indices in the batch of the source's packets
+	refs    int      // viewers, plus viewers on their way in (rebalance)
 }
 
-func newWorker(p *Plane, id int) *worker {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &worker{
+// newWorker builds a socket-mode worker; newQueueWorker (queue.go) the
+// per-viewer kind.
+func newWorker(p *Plane, id, cpu int) *worker {
+	w := &worker{
 		p:       p,
 		id:      id,
 		in:      make(chan *packet, inQueue),
 		ctl:     make(chan *op),
-		timer:   t,
-		batch:   make([]*packet, 0, p.cfg.Batch),
+		batch:   make([]*packet, 0, maxBatch),
+		bpos:    make([]uint64, maxBatch),
 		sources: map[*Source]*srcState{},
 		socks:   map[netip.AddrPort]*wsock{},
 		scratch: make([]byte, maxMsgs*maxOut),
-		hdr:     rtp.Header{CSRC: make([]uint32, 0, 15)},
+		st:      &wstats{},
+		vset:    map[*Viewer]struct{}{},
 	}
+	w.cpu.Store(int32(cpu))
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	return w
 }
 
 func (w *worker) run() {
+	if cpu := int(w.cpu.Load()); cpu >= 0 {
+		if err := pinThread(cpu); err != nil {
+			w.p.cfg.Logger.Warn("dataplane: worker not pinned", "worker", w.id, "cpu", cpu, "err", err)
+			w.cpu.Store(-1)
+		} else {
+			defer unpinThread()
+		}
+	}
 	defer w.shutdown()
 	for {
 		select {
 		case <-w.p.quit:
+			return
+		case <-w.stop: // nil, so never, for a socket worker
 			return
 		case o := <-w.ctl:
 			o.done <- w.apply(o)
@@ -90,19 +139,14 @@ func (w *worker) run() {
 			w.batch = append(w.batch[:0], pk)
 		}
 		w.collect()
-		w.now = time.Now().UnixNano()
-		for i, pk := range w.batch {
-			w.fanout(pk)
-			w.batch[i] = nil
-		}
-		w.flush()
+		w.process()
 	}
 }
 
 // collect fills the batch up to Batch packets, waiting at most FlushInterval
 // after the first one.
 func (w *worker) collect() {
-	max := cap(w.batch)
+	max := min(int(w.p.batch.Load()), cap(w.batch))
 queued:
 	for len(w.batch) < max {
 		select {
@@ -112,10 +156,10 @@ queued:
 			break queued
 		}
 	}
-	if len(w.batch) == max {
+	if len(w.batch) >= max {
 		return
 	}
-	w.timer.Reset(w.p.cfg.FlushInterval)
+	w.timer.Reset(time.Duration(w.p.flush.Load()))
 	defer w.timer.Stop()
 	for len(w.batch) < max {
 		select {
@@ -129,46 +173,85 @@ queued:
 	}
 }
 
-// fanout sends one packet to every viewer of its source stream on this worker.
-func (w *worker) fanout(pk *packet) {
-	st := w.sources[pk.src]
-	if st == nil {
-		pk.release() // the last viewer left after Publish took its snapshot
-		return
+// process sends the batch to every viewer and empties it.
+func (w *worker) process() {
+	w.now = time.Now().UnixNano()
+	w.gso = !w.queue && w.p.gso.Load()
+	w.mmsg = !w.queue && w.p.mmsg.Load()
+	w.stage()
+	for _, st := range w.touched {
+		for _, v := range st.viewers {
+			w.emit(v, st)
+		}
+		st.idx = st.idx[:0]
 	}
-	ring := st.rings[pk.stream]
-	pos := ring.push(pk)
-	for _, vs := range st.subs[pk.stream] {
-		v := vs.v
-		if v.paused || !vs.enabled {
+	w.flush()
+	clear(w.touched)
+	w.touched = w.touched[:0]
+	clear(w.batch)
+	w.batch = w.batch[:0]
+}
+
+// stage retains each packet once for the worker and groups the batch by
+// source.
+func (w *worker) stage() {
+	for i, pk := range w.batch {
+		st := w.sources[pk.src]
+		if st == nil {
+			pk.release() // the last viewer left after Publish took its snapshot
 			continue
 		}
-		seq, ts, ok := vs.rw.next(pk.f.ssrc, pk.f.seq, pk.f.ts, pk.at, pk.key)
-		if !ok {
-			continue
+		w.bpos[i] = st.rings[pk.stream].push(pk)
+		st.last[pk.stream] = pk.num
+		if len(st.idx) == 0 {
+			w.touched = append(w.touched, st)
 		}
-		if !w.send(v, vs, pk, seq, ts) {
-			continue
-		}
-		vs.hist[seq&uint16(len(vs.hist)-1)] = histEntry{ring: ring, pos: pos, seq: seq, ts: ts, used: true}
-		vs.ctr.sent(pk.f.octets, ts, w.now)
+		st.idx = append(st.idx, int32(i))
 	}
 }
 
-// send builds the viewer's packet in the scratch space, encrypts it in place
-// and queues it on the viewer's socket. It reports whether it was queued.
-func (w *worker) send(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) bool {
+// emit sends v its packets of this batch from st, in order.
+func (w *worker) emit(v *Viewer, st *srcState) {
+	if v.paused {
+		return
+	}
+	for _, i := range st.idx {
+		pk := w.batch[i]
+		for _, vs := range v.bySrc[pk.stream] {
+			if !vs.enabled || pk.num <= vs.seen {
+				continue
+			}
+			seq, ts, ok := vs.rw.next(pk.f.ssrc, pk.f.seq, pk.f.ts, pk.at, pk.key)
+			if !ok {
+				continue
+			}
+			if w.put(v, vs, pk, seq, ts) {
+				vs.hist[seq&uint16(len(vs.hist)-1)] = histEntry{ring: st.rings[pk.stream], pos: w.bpos[i], seq: seq, ts: ts, used: true}
+				vs.ctr.sent(pk.f.octets, ts, w.now)
+			}
+		}
+	}
+	w.endRun()
+}
+
+// put builds the viewer's packet in the scratch space, encrypts it in place
+// and adds it to the viewer's open datagram, or starts a new one. It reports
+// whether the packet will be sent.
+func (w *worker) put(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) bool {
 	s := v.sock
 	if s == nil {
-		w.errors.Add(1)
+		w.st.errors.Add(1)
 		return false
 	}
-	if w.off+maxOut > len(w.scratch) || s.full() {
+	// Room for this packet, and for two messages: the run it may end and
+	// the one it starts.
+	if w.off+maxOut > len(w.scratch) || s.room() < 2 {
 		w.flush()
 	}
 	body := pk.body()
 	hl := 12 + 4*pk.f.cc
-	buf := w.scratch[w.off : w.off+hl+len(body) : w.off+maxOut]
+	n := hl + len(body)
+	buf := w.scratch[w.off : w.off+n : w.off+maxOut]
 	b0 := byte(0x80) | byte(pk.f.cc)
 	if pk.f.padding {
 		b0 |= 0x20
@@ -183,21 +266,39 @@ func (w *worker) send(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32)
 	binary.BigEndian.PutUint32(buf[8:], vs.ssrc)
 	copy(buf[12:hl], pk.csrc())
 	copy(buf[hl:], body)
-	out, err := v.ctx.EncryptRTP(buf[:0], buf, &w.hdr)
-	if err != nil {
-		w.errors.Add(1)
+	out, err := vs.prot.Protect(buf, n)
+	if err != nil || len(out) == 0 || &out[0] != &buf[0] {
+		w.st.errors.Add(1)
 		return false
 	}
-	w.off += len(out)
-	s.add(out, &v.sa)
+	size := len(out)
+	if !w.gso || !s.gsoOK || w.rsock != s || w.rsa != &v.sa || !w.cur.extend(w.off, size) {
+		w.endRun()
+		w.cur.start(w.off, size)
+		w.rsock, w.rsa = s, &v.sa
+	}
+	w.off += size
 	return true
+}
+
+// endRun queues the open datagram on its socket.
+func (w *worker) endRun() {
+	if !w.cur.open() {
+		return
+	}
+	r := &w.cur
+	w.rsock.add(w.scratch[r.off:r.off+r.bytes], w.rsa, r.gsoSize(), r.segs)
+	r.segs = 0
+	w.rsock, w.rsa = nil, nil
 }
 
 // flush sends everything queued on every socket.
 func (w *worker) flush() {
+	w.endRun()
 	for _, s := range w.socklst {
 		if s.n > 0 {
-			s.flush(w)
+			s.mmsg = w.mmsg
+			s.flush(w.st, w.p.cfg.Logger)
 		}
 	}
 	w.off = 0

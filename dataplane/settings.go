@@ -1,0 +1,96 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Live settings: the knobs written at runtime. Each takes effect at the
+// workers' next batch; an invalid value returns an error and the old value
+// stays.
+
+// SetGSO turns UDP GSO on or off for every worker. On, it applies to the
+// sockets whose kernel takes it (probed at Join, off for good after a
+// fallback).
+func (p *Plane) SetGSO(on bool) { p.gso.Store(on) }
+
+// SetMMsg chooses sendmmsg (on) or one send call per datagram (off).
+func (p *Plane) SetMMsg(on bool) { p.mmsg.Store(on) }
+
+// SetBatch sets the most packets a worker takes before it sends, in [1, 1024].
+func (p *Plane) SetBatch(n int) error {
+	if err := checkBatch(n); err != nil {
+		return err
+	}
+	p.batch.Store(int64(n))
+	return nil
+}
+
+// SetFlushInterval sets the longest a worker holds a packet to fill a
+// batch, in (0, 1s].
+func (p *Plane) SetFlushInterval(d time.Duration) error {
+	if err := checkFlushInterval(d); err != nil {
+		return err
+	}
+	p.flush.Store(int64(d))
+	return nil
+}
+
+// SetSndBuf sets SO_SNDBUF on every send socket, now and on later Joins;
+// 0 restores the kernel's default.
+func (p *Plane) SetSndBuf(n int) error {
+	if err := checkSndBuf(n); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errPlaneClosed
+	}
+	v := n
+	if v == 0 {
+		v = p.defSnd / 2 // the kernel reports twice what it was given
+	}
+	var errs []error
+	if v > 0 {
+		for _, conns := range p.locals {
+			for _, c := range conns {
+				if err := setSndBuf(c, v); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Some sockets may have the new size: put the old one back.
+		if old := p.sndbuf; old != 0 || p.defSnd > 0 {
+			if old == 0 {
+				old = p.defSnd / 2
+			}
+			for _, conns := range p.locals {
+				for _, c := range conns {
+					_ = setSndBuf(c, old)
+				}
+			}
+		}
+		return fmt.Errorf("dataplane: sndbuf %d: %w", n, err)
+	}
+	p.sndbuf = n
+	return nil
+}
+
+// Config returns the configuration in effect: as started, with the live
+// settings' current values.
+func (p *Plane) Config() Config {
+	c := p.cfg
+	c.CPUs = append([]int(nil), c.CPUs...)
+	c.Batch = int(p.batch.Load())
+	c.FlushInterval = time.Duration(p.flush.Load())
+	c.NoGSO = !p.gso.Load()
+	c.NoMMsg = !p.mmsg.Load()
+	p.mu.Lock()
+	c.SndBuf = p.sndbuf
+	p.mu.Unlock()
+	return c
+}
