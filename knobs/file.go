@@ -24,8 +24,14 @@ func (t *Table) LoadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("knobs: config file: %w", err)
 	}
+	return t.LoadJSON(path, data)
+}
+
+// LoadJSON is LoadFile for a configuration already read; name is what its
+// errors call it.
+func (t *Table) LoadJSON(name string, data []byte) error {
 	if err := t.load(data); err != nil {
-		return fmt.Errorf("knobs: config file %s: %w", path, err)
+		return fmt.Errorf("knobs: config file %s: %w", name, err)
 	}
 	return nil
 }
