@@ -1,0 +1,5 @@
+//go:build race
+
+package srtpbatch
+
+const raceEnabled = true
