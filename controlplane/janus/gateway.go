@@ -280,3 +280,11 @@ func (g *Gateway) goroutine(f func()) {
 		f()
 	}()
 }
+
+// SetSessionTimeout changes the timeout of sessions that have none of
+// their own (as the Admin API's set_session_timeout does); 0 disables it.
+func (g *Gateway) SetSessionTimeout(d time.Duration) {
+	g.mu.Lock()
+	g.sessionTimeout = d
+	g.mu.Unlock()
+}

@@ -1,80 +1,58 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/controlplane/janus"
+	"github.com/spillway-rtc/spillway/dataplane"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"time"
 )
 
 // Config is a node's configuration. The zero value of a field means its
-// default; the JSON names are the configuration file's keys.
+// default. cmd/spillway fills it from the knob table (knobs.go); tests fill
+// it directly.
 type Config struct {
-	ServerName  string `json:"server_name"`
-	HTTPAddr    string `json:"http"`     // Janus HTTP API and the demo page; default :8088
-	WSAddr      string `json:"ws"`       // Janus WebSocket API; default :8188
-	AdminAddr   string `json:"admin"`    // Admin API over HTTP; default 127.0.0.1:7088
-	AdminWSAddr string `json:"admin_ws"` // Admin API over WebSocket; default 127.0.0.1:7188
-	APISecret   string `json:"api_secret"`
-	AdminSecret string `json:"admin_secret"` // default janusoverlord, as Janus's sample
+	ServerName  string
+	HTTPAddr    string // Janus HTTP API and the demo page; default :8088
+	WSAddr      string // Janus WebSocket API; default :8188
+	AdminAddr   string // Admin API over HTTP; default 127.0.0.1:7088
+	AdminWSAddr string // Admin API over WebSocket; default 127.0.0.1:7188
+	APISecret   string
+	AdminSecret string // default janusoverlord, as Janus's sample
 
-	SessionTimeout Duration `json:"session_timeout"`         // default 60s
-	ReclaimTimeout Duration `json:"reclaim_session_timeout"` // default 0: WebSocket sessions die with their socket
+	SessionTimeout time.Duration // default 60s; negative: never
+	ReclaimTimeout time.Duration // default 0: WebSocket sessions die with their socket
 
-	MediaPort      int                       `json:"media_port"`      // the one UDP port of ICE-lite; default 10000
-	MediaIPs       []netip.Addr              `json:"media_ips"`       // default: every address of every interface that is up
-	Advertise      map[netip.Addr]netip.Addr `json:"nat_1_1"`         // candidate address to announce instead of a local one
-	ConsentTimeout Duration                  `json:"consent_timeout"` // default 30s (RFC 7675)
+	MediaPort      int                       // the one UDP port of ICE-lite; default 10000
+	MediaIPs       []netip.Addr              // default: every address of every interface that is up
+	Advertise      map[netip.Addr]netip.Addr // candidate address to announce instead of a local one
+	ConsentTimeout time.Duration             // default 30s (RFC 7675)
+	Profiles       []dataplane.Profile       // SRTP profiles by preference; nil: GCM 128, GCM 256, CM-80
 
-	Workers int `json:"workers"` // data-plane workers; default one per CPU
+	// The data plane (see dataplane.Config).
+	Workers       int // default one per CPU
+	Mode          dataplane.Mode
+	Batch         int
+	FlushInterval time.Duration
+	NoGSO, NoMMsg bool
+	SndBuf        int
+	History       int
+	CPUs          []int
+	NoPin         bool
 
-	RTPHost           netip.Addr        `json:"rtp_host"`       // where RTP mountpoints listen; default 127.0.0.1
-	RTPPortRange      [2]uint16         `json:"rtp_port_range"` // for port 0; default 20000-40000
-	StreamingAdminKey string            `json:"streaming_admin_key"`
-	Mountpoints       []json.RawMessage `json:"mountpoints"` // nil: the built-in demo mountpoints
+	RTPHost           netip.Addr        // where RTP mountpoints listen; default 127.0.0.1
+	RTPPortRange      [2]uint16         // for port 0; default 20000-40000
+	StreamingAdminKey string            // required by create when set
+	Mountpoints       []json.RawMessage // nil: the built-in demo mountpoints
 
-	Logger *slog.Logger `json:"-"`
-}
+	// Knobs, when set, is served by the Admin API (get_knobs, set_knob).
+	Knobs janus.Knobs
 
-// Duration is a time.Duration that reads "30s" or a number of seconds.
-type Duration time.Duration
-
-// UnmarshalJSON implements json.Unmarshaler.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		v, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		*d = Duration(v)
-		return nil
-	}
-	var n float64
-	if err := json.Unmarshal(b, &n); err != nil {
-		return errors.New("a duration is a string like \"30s\" or a number of seconds")
-	}
-	*d = Duration(n * float64(time.Second))
-	return nil
-}
-
-// LoadFile reads a JSON configuration file over c.
-func (c *Config) LoadFile(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+	Logger *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -97,13 +75,13 @@ func (c *Config) fill() {
 		c.AdminSecret = "janusoverlord"
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = Duration(60 * time.Second)
+		c.SessionTimeout = 60 * time.Second
 	}
 	if c.MediaPort == 0 {
 		c.MediaPort = 10000
 	}
 	if c.ConsentTimeout == 0 {
-		c.ConsentTimeout = Duration(30 * time.Second)
+		c.ConsentTimeout = 30 * time.Second
 	}
 	if !c.RTPHost.IsValid() {
 		c.RTPHost = netip.MustParseAddr("127.0.0.1")

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +54,11 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	s.plane, err = dataplane.New(dataplane.Config{Workers: cfg.Workers, Logger: cfg.Logger.With("part", "dataplane")})
+	s.plane, err = dataplane.New(dataplane.Config{
+		Workers: cfg.Workers, Mode: cfg.Mode, Batch: cfg.Batch, FlushInterval: cfg.FlushInterval,
+		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, History: cfg.History,
+		CPUs: cfg.CPUs, Logger: cfg.Logger.With("part", "dataplane"),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
@@ -64,8 +67,8 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s.transport, err = peer.NewTransport(peer.Config{
-		Port: cfg.MediaPort, IPs: ips, Advertise: cfg.Advertise,
-		ConsentTimeout: time.Duration(cfg.ConsentTimeout), Logger: cfg.Logger.With("part", "webrtc"),
+		Port: cfg.MediaPort, IPs: ips, Advertise: cfg.Advertise, Profiles: cfg.Profiles,
+		ConsentTimeout: cfg.ConsentTimeout, Logger: cfg.Logger.With("part", "webrtc"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("media port: %w", err)
@@ -88,7 +91,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.gateway, err = janus.New(janus.Config{
 		ServerName: cfg.ServerName, APISecret: cfg.APISecret, AdminSecret: cfg.AdminSecret,
-		SessionTimeout: time.Duration(cfg.SessionTimeout), ReclaimTimeout: time.Duration(cfg.ReclaimTimeout),
+		SessionTimeout: cfg.SessionTimeout, ReclaimTimeout: cfg.ReclaimTimeout, Knobs: cfg.Knobs,
 		Plugins: []plugin.Plugin{s.streaming}, Media: webrtc.MediaFactory(s.transport),
 		Logger: cfg.Logger.With("part", "janus"),
 	})
@@ -220,21 +223,4 @@ func DefaultMountpoints() []json.RawMessage {
 			`"media":[{"type":"video","mid":"v","label":"video","port":5004,"pt":96,"codec":"vp8"},` +
 			`{"type":"audio","mid":"a","label":"audio","port":5002,"pt":111,"codec":"opus"}]}`),
 	}
-}
-
-// ParseIPs parses a comma-separated list of IP addresses.
-func ParseIPs(s string) ([]netip.Addr, error) {
-	var out []netip.Addr
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		ip, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("invalid IP address %q", f)
-		}
-		out = append(out, ip)
-	}
-	return out, nil
 }

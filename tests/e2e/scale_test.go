@@ -32,8 +32,8 @@ func TestTwoHundredViewers(t *testing.T) {
 	ports := freeTCPPorts(t, 4)
 	cfg := filepath.Join(t.TempDir(), "spillway.json")
 	mustf(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`{
-  "http": "127.0.0.1:%d", "ws": "127.0.0.1:%d", "admin": "127.0.0.1:%d", "admin_ws": "127.0.0.1:%d",
-  "media_port": 0, "media_ips": ["127.0.0.1"],
+  "janus": {"http": "127.0.0.1:%d", "ws": "127.0.0.1:%d", "admin_http": "127.0.0.1:%d", "admin_ws": "127.0.0.1:%d"},
+  "webrtc": {"port": 0, "ips": ["127.0.0.1"]},
   "mountpoints": [{"type":"clip","id":1,"description":"demo"}]
 }`, ports[0], ports[1], ports[2], ports[3])), 0o644), "config")
 	ctx, cancel := context.WithCancel(context.Background())
