@@ -99,9 +99,10 @@ func randPacket(r *rand.Rand, ssrc uint32, seq uint16) []byte {
 		b = appendExtension(r, b)
 	}
 	payload := r.IntN(1401)
-	for range payload {
-		b = append(b, byte(r.Uint32()))
+	for i := 0; i < payload; i += 8 {
+		b = binary.LittleEndian.AppendUint64(b, r.Uint64())
 	}
+	b = b[:len(b)-((payload+7)&^7-payload)]
 	if pad && payload > 0 {
 		// RFC 3550 5.1: the last octet counts the padding, itself included.
 		b[len(b)-1] = byte(1 + r.IntN(min(payload, 255)))
@@ -110,7 +111,6 @@ func randPacket(r *rand.Rand, ssrc uint32, seq uint16) []byte {
 }
 
 func appendExtension(r *rand.Rand, b []byte) []byte {
-	start := len(b)
 	var body []byte
 	profile := uint16(0xbede)
 	switch r.IntN(3) {
@@ -149,7 +149,6 @@ func appendExtension(r *rand.Rand, b []byte) []byte {
 	b = binary.BigEndian.AppendUint16(b, profile)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(body)/4))
 	b = append(b, body...)
-	_ = start
 	return b
 }
 
