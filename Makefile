@@ -4,7 +4,7 @@ GO      ?= go
 GOFLAGS ?=
 BIN     := bin/spillway
 
-.PHONY: all build run test test-deps test-go test-scale lint bench clip clean
+.PHONY: all build run test test-deps test-go test-scale lint bench clip clean bench-dataplane
 
 all: build
 
@@ -36,6 +36,12 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
+
+# One data-plane worker on one core, 1000 synthetic viewers, against the
+# machine's limit and queue mode, in network namespaces with an XDP sink
+# (root, about 5 minutes; docs/benchmarks.md). BENCH_ARGS go to the command.
+bench-dataplane:
+	GO=$(GO) ./scripts/bench-dataplane.sh $(BENCH_ARGS)
 
 # Regenerates the embedded demo clip (needs ffmpeg).
 clip:

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spillway-rtc/spillway/dataplane"
+)
+
+const modeProbe = "limit probe"
+
+// modeOrder is the order rows are shown in within a bitrate.
+var modeOrder = []string{modeProbe, "socket", "nogso", "nommsg", "batch1", "queue"}
+
+type profileInfo struct {
+	p         dataplane.Profile
+	key, salt int
+	name      string
+}
+
+var profiles = map[string]profileInfo{
+	"gcm": {dataplane.ProfileAEADAES128GCM, 16, 12, "AEAD_AES_128_GCM"},
+	"cm":  {dataplane.ProfileAES128CMHMACSHA1_80, 16, 14, "AES_CM_128_HMAC_SHA1_80"},
+}
+
+// result is one row of the table.
+type result struct {
+	Profile string  // gcm or cm
+	Mode    string  // modeProbe, socket, nogso, nommsg, batch1, queue
+	Rate    float64 // Mbit/s of the stream; 0 for the probe
+	Tries   int
+
+	SentMpps    float64 // RTP packets the sender's kernel accepted
+	Mpps        float64 // RTP packets counted by XDP at the sink
+	Gbps        float64 // their UDP payload (SRTP) bits
+	CPU         float64 // busy fraction of the worker's CPU
+	Softirq     float64 // of which softirq (the veth and the sink's XDP)
+	CPUOther    float64 // busy fraction of the housekeeping CPU
+	Loss        float64 // 1 - counted/sent over the whole row
+	Others      float64 // cores used by other processes during the window
+	PktPerCall  float64 // RTP packets per send system call
+	PktPerDgram float64 // RTP packets per UDP datagram (GSO segments)
+
+	Errors, Drops, GSOFallbacks uint64
+	ViewersPerCore              float64 // viewers of this stream one busy core serves
+
+	XLimit, XQueue float64 // Mpps over the probe's, over queue mode's
+}
+
+func (r result) label() string {
+	if r.Mode == modeProbe {
+		return r.Profile + " " + r.Mode
+	}
+	return fmt.Sprintf("%s %s %g Mbit/s", r.Profile, r.Mode, r.Rate)
+}
+
+// ratios fills XLimit (against the profile's probe) and XQueue (against
+// queue mode at the same profile and rate).
+func ratios(rs []result) {
+	for i := range rs {
+		r := &rs[i]
+		r.XLimit, r.XQueue = 0, 0
+		for _, o := range rs {
+			if o.Profile != r.Profile || o.Mpps <= 0 {
+				continue
+			}
+			if o.Mode == modeProbe {
+				r.XLimit = r.Mpps / o.Mpps
+			}
+			if o.Mode == "queue" && o.Rate == r.Rate && r.Mode != modeProbe {
+				r.XQueue = r.Mpps / o.Mpps
+			}
+		}
+	}
+}
+
+// sortRows orders rows by profile as given, then rate, then mode.
+func sortRows(rs []result, profileOrder []string) {
+	idx := func(xs []string, x string) int {
+		if i := slices.Index(xs, x); i >= 0 {
+			return i
+		}
+		return len(xs)
+	}
+	slices.SortStableFunc(rs, func(a, b result) int {
+		if d := idx(profileOrder, a.Profile) - idx(profileOrder, b.Profile); d != 0 {
+			return d
+		}
+		if a.Rate != b.Rate {
+			if a.Rate < b.Rate {
+				return -1
+			}
+			return 1
+		}
+		return idx(modeOrder, a.Mode) - idx(modeOrder, b.Mode)
+	})
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) }
+
+func ratio(f float64) string {
+	if f == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", f)
+}
+
+// markdown writes the table; rows disturbed by other processes (more than
+// maxOthers cores) are marked.
+func markdown(w io.Writer, rs []result, maxOthers float64) {
+	fmt.Fprintln(w, "| profile | mode | Mbit/s | Mpps | Gbit/s | CPU | softirq | other CPU | loss | × limit | × queue | pkt/call | pkt/dgram | viewers/core | others |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, r := range rs {
+		rate, vpc := "–", "–"
+		if r.Mode != modeProbe {
+			rate = strconv.FormatFloat(r.Rate, 'g', -1, 64)
+			vpc = fmt.Sprintf("%.0f", r.ViewersPerCore)
+		}
+		others := fmt.Sprintf("%.2f", r.Others)
+		if r.Others > maxOthers {
+			others += " *"
+		}
+		loss := fmt.Sprintf("%.3f%%", 100*r.Loss)
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %.2f | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n",
+			r.Profile, r.Mode, rate, r.Mpps, r.Gbps, pct(r.CPU), pct(r.Softirq), pct(r.CPUOther), loss,
+			ratio(r.XLimit), ratio(r.XQueue), r.PktPerCall, r.PktPerDgram, vpc, others)
+	}
+}
+
+var csvHeader = []string{"profile", "mode", "mbit_s", "tries", "sent_mpps", "mpps", "gbit_s", "cpu", "softirq", "cpu_other",
+	"loss", "x_limit", "x_queue", "pkt_per_call", "pkt_per_dgram", "viewers_per_core", "others_cores", "errors", "drops", "gso_fallbacks"}
+
+func writeCSV(w io.Writer, rs []result) error {
+	cw := csv.NewWriter(w)
+	cw.Write(csvHeader)
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
+	for _, r := range rs {
+		cw.Write([]string{r.Profile, strings.ReplaceAll(r.Mode, " ", "_"), f(r.Rate), strconv.Itoa(r.Tries),
+			f(r.SentMpps), f(r.Mpps), f(r.Gbps), f(r.CPU), f(r.Softirq), f(r.CPUOther),
+			strconv.FormatFloat(r.Loss, 'g', 6, 64), f(r.XLimit), f(r.XQueue), f(r.PktPerCall), f(r.PktPerDgram),
+			f(r.ViewersPerCore), f(r.Others),
+			strconv.FormatUint(r.Errors, 10), strconv.FormatUint(r.Drops, 10), strconv.FormatUint(r.GSOFallbacks, 10)})
+	}
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"math"
+	"strings"
+	"testing"
+)
+
+func sampleRows() []result {
+	return []result{
+		{Profile: "cm", Mode: "queue", Rate: 2, Mpps: 0.1},
+		{Profile: "gcm", Mode: "queue", Rate: 2, Mpps: 0.2},
+		{Profile: "gcm", Mode: "socket", Rate: 2, Mpps: 0.8, Others: 0.5},
+		{Profile: "gcm", Mode: modeProbe, Mpps: 1.0},
+		{Profile: "gcm", Mode: "socket", Rate: 1, Mpps: 0.7},
+		{Profile: "cm", Mode: modeProbe, Mpps: 0.4},
+		{Profile: "cm", Mode: "socket", Rate: 2, Mpps: 0.3},
+	}
+}
+
+func TestRatios(t *testing.T) {
+	rs := sampleRows()
+	ratios(rs)
+	want := map[string][2]float64{ // label: x limit, x queue
+		"cm queue 2 Mbit/s":   {0.25, 1},
+		"gcm queue 2 Mbit/s":  {0.2, 1},
+		"gcm socket 2 Mbit/s": {0.8, 4},
+		"gcm limit probe":     {1, 0},
+		"gcm socket 1 Mbit/s": {0.7, 0}, // no queue row at 1 Mbit/s
+		"cm limit probe":      {1, 0},
+		"cm socket 2 Mbit/s":  {0.75, 3},
+	}
+	for _, r := range rs {
+		w := want[r.label()]
+		if math.Abs(r.XLimit-w[0]) > 1e-9 || math.Abs(r.XQueue-w[1]) > 1e-9 {
+			t.Errorf("%s: x limit %.3f, x queue %.3f; want %v", r.label(), r.XLimit, r.XQueue, w)
+		}
+	}
+}
+
+func TestSortRows(t *testing.T) {
+	rs := sampleRows()
+	sortRows(rs, []string{"gcm", "cm"})
+	var got []string
+	for _, r := range rs {
+		got = append(got, r.label())
+	}
+	want := "gcm limit probe|gcm socket 1 Mbit/s|gcm socket 2 Mbit/s|gcm queue 2 Mbit/s|cm limit probe|cm socket 2 Mbit/s|cm queue 2 Mbit/s"
+	if strings.Join(got, "|") != want {
+		t.Fatalf("order %v", got)
+	}
+}
+
+// Every Markdown row has as many cells as the header, noisy rows are
+// marked, and the CSV round-trips with one record per row.
+func TestMarkdownAndCSV(t *testing.T) {
+	rs := sampleRows()
+	ratios(rs)
+	var md bytes.Buffer
+	markdown(&md, rs, 0.1)
+	lines := strings.Split(strings.TrimSpace(md.String()), "\n")
+	if len(lines) != 2+len(rs) {
+		t.Fatalf("%d lines for %d rows", len(lines), len(rs))
+	}
+	cells := strings.Count(lines[0], "|")
+	for _, l := range lines[1:] {
+		if strings.Count(l, "|") != cells {
+			t.Fatalf("row with %d separators, header %d: %s", strings.Count(l, "|"), cells, l)
+		}
+	}
+	if n := strings.Count(md.String(), " * |"); n != 1 {
+		t.Fatalf("%d noisy marks, want 1", n)
+	}
+	if !strings.Contains(md.String(), "| gcm | socket | 2 | 0.800 |") || !strings.Contains(md.String(), "| 0.80 | 4.00 |") {
+		t.Fatalf("socket row missing or wrong:\n%s", md.String())
+	}
+
+	var buf bytes.Buffer
+	if err := writeCSV(&buf, rs); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+len(rs) || len(recs[0]) != len(csvHeader) {
+		t.Fatalf("%d records of %d fields", len(recs), len(recs[0]))
+	}
+	if recs[4][1] != "limit_probe" || recs[4][5] != "1.0000" {
+		t.Fatalf("probe record %v", recs[4])
+	}
+}
