@@ -69,7 +69,7 @@ func New(cfg Config) (*Plane, error) {
 	p.gso.Store(!cfg.NoGSO)
 	p.mmsg.Store(!cfg.NoMMsg)
 	for i, cpu := range cpus {
-		if cfg.NoPin {
+		if cfg.NoPin || cfg.Mode == ModeQueue { // queue mode: the viewers' goroutines do the work, unpinned
 			cpu = -1
 		}
 		p.workers = append(p.workers, newWorker(p, i, cpu))
