@@ -22,7 +22,7 @@ const (
 
 // Config tunes the data plane. The zero value of every field means "default".
 type Config struct {
-	Workers       int           // 0: len(CPUs), else runtime.NumCPU()
+	Workers       int           // 0: len(CPUs), else one per CPU of the process's mask
 	Batch         int           // max packets a worker takes before it sends; 0: 32
 	FlushInterval time.Duration // 0: 1ms (a worker never holds a packet longer)
 	History       int           // packets kept per outgoing stream for NACK; 0: 512 (power of two)

@@ -80,7 +80,7 @@ func testEndToEnd(t *testing.T, p *Plane, local netip.AddrPort, prof Profile) {
 		t.Fatalf("placement: %+v", st)
 	}
 
-	const n = 1800                     // video packets; audio: one per frame
+	const n = 1800                    // video packets; audio: one per frame
 	const vseq0, aseq0 = 64600, 65500 // both wrap: the ROC moves
 	na := 0
 	for i := 0; i < n; i++ {

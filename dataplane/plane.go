@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,17 +43,11 @@ func New(cfg Config) (*Plane, error) {
 	if err != nil {
 		return nil, err
 	}
-	cpus := cfg.CPUs
-	if cpus == nil {
-		n := cfg.Workers
-		if n == 0 {
-			n = runtime.NumCPU()
-		}
-		if cpus, err = chooseCPUs(n); err != nil {
-			return nil, err
-		}
-		cfg.Workers, cfg.CPUs = n, cpus
+	cpus, err := workerCPUs(cfg)
+	if err != nil {
+		return nil, err
 	}
+	cfg.Workers, cfg.CPUs = len(cpus), cpus
 	p := &Plane{
 		cfg:      cfg,
 		epoch:    time.Now(),

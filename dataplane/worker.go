@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/spillway-rtc/spillway/affinity"
 )
 
 // Stage 2 of the fan-out, one goroutine per worker, pinned to its CPU:
@@ -118,11 +120,15 @@ func newWorker(p *Plane, id, cpu int) *worker {
 
 func (w *worker) run() {
 	if cpu := int(w.cpu.Load()); cpu >= 0 {
-		if err := pinThread(cpu); err != nil {
+		if err := affinity.Pin(cpu); err != nil {
 			w.p.cfg.Logger.Warn("dataplane: worker not pinned", "worker", w.id, "cpu", cpu, "err", err)
 			w.cpu.Store(-1)
 		} else {
-			defer unpinThread()
+			defer func() {
+				if err := affinity.Unpin(); err != nil {
+					w.p.cfg.Logger.Warn("dataplane: worker unpin", "worker", w.id, "err", err)
+				}
+			}()
 		}
 	}
 	defer w.shutdown()
