@@ -43,6 +43,8 @@ type Config struct {
 	History       int
 	CPUs          []int
 	NoPin         bool
+	NIC           string // workers prefer its NUMA node; its TX queues and IRQs are reported
+	AlignNIC      bool   // write the NIC's XPS and IRQ affinity to match the workers
 
 	RTPHost           netip.Addr        // where RTP mountpoints listen; default 127.0.0.1
 	RTPPortRange      [2]uint16         // for port 0; default 20000-40000

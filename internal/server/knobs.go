@@ -96,6 +96,8 @@ func NewKnobs() *Knobs {
 		// CPUs.
 		knobs.Knob{Path: "affinity/cpus", Kind: knobs.CPUList, Doc: "CPUs of the data-plane workers (empty: chosen from the process's mask)"},
 		knobs.Knob{Path: "affinity/pin", Kind: knobs.Bool, Default: "true", Doc: "pin each worker to its CPU"},
+		knobs.Knob{Path: "affinity/nic", Kind: knobs.String, Doc: "the NIC viewers are reached through: workers prefer its NUMA node; its queues and IRQs are reported at start"},
+		knobs.Knob{Path: "affinity/align", Kind: knobs.Bool, Default: "false", Doc: "align the NIC's XPS masks and IRQ affinities to the workers' CPUs (false: only log what it would change)"},
 
 		// The knob directory itself.
 		knobs.Knob{Path: "knobs/dir", Kind: knobs.String, Doc: "where to mount the knob directory (empty: none); needs root and FUSE"},
@@ -176,6 +178,8 @@ func (k *Knobs) Config() (Config, error) {
 		History:           v("dataplane/history").Int(),
 		CPUs:              v("affinity/cpus").CPUs(),
 		NoPin:             !v("affinity/pin").Bool(),
+		NIC:               v("affinity/nic").String(),
+		AlignNIC:          v("affinity/align").Bool(),
 		StreamingAdminKey: v("streaming/admin_key").String(),
 	}
 	var err error

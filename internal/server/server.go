@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/affinity"
 	"log/slog"
 	"net"
 	"net/http"
@@ -54,6 +55,13 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
+	if cfg.NIC != "" && len(cfg.CPUs) == 0 {
+		cpus, err := affinity.Choose(cfg.Workers, nil, cfg.NIC)
+		if err != nil {
+			return nil, fmt.Errorf("affinity: %w", err)
+		}
+		cfg.CPUs = cpus
+	}
 	s.plane, err = dataplane.New(dataplane.Config{
 		Workers: cfg.Workers, Mode: cfg.Mode, Batch: cfg.Batch, FlushInterval: cfg.FlushInterval,
 		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, History: cfg.History,
@@ -61,6 +69,11 @@ func Start(cfg Config) (_ *Server, err error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
+	}
+	if cfg.NIC != "" {
+		if err := s.alignNIC(); err != nil {
+			return nil, err
+		}
 	}
 	ips, err := cfg.mediaIPs()
 	if err != nil {
@@ -122,6 +135,42 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 	}
 	return s, nil
+}
+
+// alignNIC reports the NIC's TX queues and IRQs against the workers' CPUs
+// and, when asked, aligns them; otherwise it logs what it would change.
+func (s *Server) alignNIC() error {
+	rep, err := affinity.Report(s.cfg.NIC)
+	if err != nil {
+		return fmt.Errorf("affinity/nic: %w", err)
+	}
+	var workers affinity.CPUSet
+	for _, w := range s.plane.Stats().Workers {
+		if w.CPU >= 0 {
+			workers = append(workers, w.CPU)
+		}
+	}
+	s.log.Info("NIC", "report", rep.String(), "workers", workers.String())
+	if len(workers) == 0 {
+		return nil
+	}
+	changes, err := affinity.Plan(s.cfg.NIC, workers)
+	if err != nil {
+		return fmt.Errorf("affinity/nic: %w", err)
+	}
+	for _, c := range changes {
+		if s.cfg.AlignNIC {
+			s.log.Info("aligning NIC", "change", c.String())
+		} else {
+			s.log.Info("NIC not aligned (set affinity/align to apply)", "would change", c.String())
+		}
+	}
+	if s.cfg.AlignNIC && len(changes) > 0 {
+		if err := affinity.Apply(changes); err != nil {
+			s.log.Warn("NIC alignment incomplete", "err", err)
+		}
+	}
+	return nil
 }
 
 func (s *Server) serve(name, addr string, h http.Handler) error {
