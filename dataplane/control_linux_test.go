@@ -36,80 +36,104 @@ func quiet(t *testing.T, tv *testViewer, before int) {
 	}
 }
 
+// bothModes are the two engines: every control test runs on each.
+var bothModes = []struct {
+	name string
+	cfg  Config
+}{{"socket", Config{}}, {"queue", Config{Mode: ModeQueue}}}
+
 // Retransmit resends stored packets byte for byte (before and after a
 // sequence wrap), the viewer decrypts them, and the SR counters are right.
 func TestRetransmitAndCounters(t *testing.T) {
-	for _, prof := range testProfiles {
-		t.Run(srtp.ProtectionProfile(prof).String(), func(t *testing.T) {
-			leakCheck(t)
-			p, ctrl := joinedPlane(t, Config{Workers: 1, History: 1024}, "127.0.0.1:0")
-			src := p.NewSource("s", 2)
-			tv := newTestViewer(t, prof, addrOf(ctrl), "127.0.0.1:0", viewerStreams(0)...)
-			v, err := p.AddViewer(tv.h, src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			const n, seq0 = 1200, 65000 // wraps at i = 536
-			octets := 0
-			for i := 0; i < n; i++ {
-				pay := payloadFor(0, 0, i)
-				octets += len(pay)
-				src.Publish(0, rtpPacket(7, 100, uint16(seq0+i), uint32(i*3000), false, pay), i == 0)
-				if i%200 == 199 {
-					tv.waitCount(i + 1)
-				}
-			}
-			tv.waitCount(n)
-			orig := tv.stream(vSSRC)
+	for _, m := range bothModes {
+		for _, prof := range testProfiles {
+			t.Run(m.name+"/"+srtp.ProtectionProfile(prof).String(), func(t *testing.T) {
+				cfg := m.cfg
+				cfg.Workers, cfg.History = 1, 1024
+				testRetransmitAndCounters(t, cfg, prof)
+			})
+		}
+	}
+}
 
-			want := []int{200, 900, n - 1} // retained: before and after the wrap
-			at := func(i int) uint16 { return uint16(seq0 + i) }
-			seqs := []uint16{at(200), at(900), at(n - 1),
-				at(n + 5), // never sent
-				at(0)}     // evicted from a 1024-packet history
-			if got := v.Retransmit(vSSRC, seqs); got != len(want) {
-				t.Fatalf("Retransmit found %d, want %d", got, len(want))
-			}
-			if got := v.Retransmit(4242, seqs); got != 0 {
-				t.Fatalf("Retransmit on an unknown ssrc found %d", got)
-			}
-			tv.waitCount(n + len(want))
-			re := tv.stream(vSSRC)[n:]
-			for j, i := range want {
-				if !bytes.Equal(re[j].raw, orig[i].raw) {
-					t.Fatalf("retransmission of #%d is not the original ciphertext", i)
-				}
-				if !bytes.Equal(re[j].pay, payloadFor(0, 0, i)) {
-					t.Fatalf("retransmission of #%d: payload differs", i)
-				}
-			}
-			if tv.bad != 0 {
-				t.Fatalf("%d packets failed to decrypt", tv.bad)
-			}
+func testRetransmitAndCounters(t *testing.T, cfg Config, prof Profile) {
+	leakCheck(t)
+	p, ctrl := joinedPlane(t, cfg, "127.0.0.1:0")
+	src := p.NewSource("s", 2)
+	tv := newTestViewer(t, prof, addrOf(ctrl), "127.0.0.1:0", viewerStreams(0)...)
+	v, err := p.AddViewer(tv.h, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	const n, seq0 = 1200, 65000 // wraps at i = 536
+	octets := 0
+	for i := 0; i < n; i++ {
+		pay := payloadFor(0, 0, i)
+		octets += len(pay)
+		src.Publish(0, rtpPacket(7, 100, uint16(seq0+i), uint32(i*3000), false, pay), i == 0)
+		if i%200 == 199 {
+			tv.waitCount(i + 1)
+		}
+	}
+	tv.waitCount(n)
+	orig := tv.stream(vSSRC)
 
-			c, ok := v.Counters(vSSRC)
-			if !ok || c.Packets != n || c.Octets != uint32(octets) || c.LastRTPTime != uint32((n-1)*3000) {
-				t.Fatalf("counters %+v, want %d packets, %d octets, ts %d", c, n, octets, (n-1)*3000)
-			}
-			if c.LastSentAt.Before(start.Add(-time.Second)) || c.LastSentAt.After(time.Now()) {
-				t.Fatalf("LastSentAt %v not within the test", c.LastSentAt)
-			}
-			if c, ok := v.Counters(aSSRC); !ok || c.Packets != 0 || !c.LastSentAt.IsZero() {
-				t.Fatalf("audio counters %+v %v, want zero", c, ok)
-			}
-			if _, ok := v.Counters(4242); ok {
-				t.Fatal("counters for an unknown ssrc")
-			}
-		})
+	want := []int{200, 900, n - 1} // retained: before and after the wrap
+	at := func(i int) uint16 { return uint16(seq0 + i) }
+	seqs := []uint16{at(200), at(900), at(n - 1),
+		at(n + 5), // never sent
+		at(0)}     // evicted from a 1024-packet history
+	if got := v.Retransmit(vSSRC, seqs); got != len(want) {
+		t.Fatalf("Retransmit found %d, want %d", got, len(want))
+	}
+	if got := v.Retransmit(4242, seqs); got != 0 {
+		t.Fatalf("Retransmit on an unknown ssrc found %d", got)
+	}
+	tv.waitCount(n + len(want))
+	re := tv.stream(vSSRC)[n:]
+	for j, i := range want {
+		if !bytes.Equal(re[j].raw, orig[i].raw) {
+			t.Fatalf("retransmission of #%d is not the original ciphertext", i)
+		}
+		if !bytes.Equal(re[j].pay, payloadFor(0, 0, i)) {
+			t.Fatalf("retransmission of #%d: payload differs", i)
+		}
+	}
+	if tv.bad != 0 {
+		t.Fatalf("%d packets failed to decrypt", tv.bad)
+	}
+
+	c, ok := v.Counters(vSSRC)
+	if !ok || c.Packets != n || c.Octets != uint32(octets) || c.LastRTPTime != uint32((n-1)*3000) {
+		t.Fatalf("counters %+v, want %d packets, %d octets, ts %d", c, n, octets, (n-1)*3000)
+	}
+	if c.LastSentAt.Before(start.Add(-time.Second)) || c.LastSentAt.After(time.Now()) {
+		t.Fatalf("LastSentAt %v not within the test", c.LastSentAt)
+	}
+	if c, ok := v.Counters(aSSRC); !ok || c.Packets != 0 || !c.LastSentAt.IsZero() {
+		t.Fatalf("audio counters %+v %v, want zero", c, ok)
+	}
+	if _, ok := v.Counters(4242); ok {
+		t.Fatal("counters for an unknown ssrc")
 	}
 }
 
 // Switch and source restarts: output sequence numbers continue by one,
 // timestamps move forward, and video waits for a keyframe.
 func TestSwitchAndRestart(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Workers = 1
+			testSwitchAndRestart(t, cfg)
+		})
+	}
+}
+
+func testSwitchAndRestart(t *testing.T, cfg Config) {
 	leakCheck(t)
-	p, ctrl := joinedPlane(t, Config{Workers: 1}, "127.0.0.1:0")
+	p, ctrl := joinedPlane(t, cfg, "127.0.0.1:0")
 	a, b := p.NewSource("a", 2), p.NewSource("b", 2)
 	tv := newTestViewer(t, ProfileAEADAES128GCM, addrOf(ctrl), "127.0.0.1:0", viewerStreams(0)...)
 	v, err := p.AddViewer(tv.h, a)
@@ -190,8 +214,18 @@ func TestSwitchAndRestart(t *testing.T) {
 // Pause, per-media enable, path change and close, each observed against a
 // barrier viewer that is added last on the same worker.
 func TestPauseEnablePathClose(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Workers = 1
+			testPauseEnablePathClose(t, cfg)
+		})
+	}
+}
+
+func testPauseEnablePathClose(t *testing.T, cfg Config) {
 	leakCheck(t)
-	p, ctrl := joinedPlane(t, Config{Workers: 1}, "127.0.0.1:0")
+	p, ctrl := joinedPlane(t, cfg, "127.0.0.1:0")
 	src := p.NewSource("s", 2)
 	tv := newTestViewer(t, ProfileAEADAES128GCM, addrOf(ctrl), "127.0.0.1:0", viewerStreams(0)...)
 	v, err := p.AddViewer(tv.h, src)
@@ -292,8 +326,18 @@ func TestPauseEnablePathClose(t *testing.T) {
 // socket) are counted and skipped; the viewers batched with them get
 // everything.
 func TestRejectedDestinationDoesNotHurtOthers(t *testing.T) {
+	for _, m := range bothModes {
+		t.Run(m.name, func(t *testing.T) {
+			cfg := m.cfg
+			cfg.Workers = 1
+			testRejectedDestinationDoesNotHurtOthers(t, cfg)
+		})
+	}
+}
+
+func testRejectedDestinationDoesNotHurtOthers(t *testing.T, cfg Config) {
 	leakCheck(t)
-	p, ctrl := joinedPlane(t, Config{Workers: 1}, "127.0.0.1:0")
+	p, ctrl := joinedPlane(t, cfg, "127.0.0.1:0")
 	src := p.NewSource("s", 2)
 	good1 := newTestViewer(t, ProfileAEADAES128GCM, addrOf(ctrl), "127.0.0.1:0", viewerStreams(0)...)
 	port0 := newTestViewer(t, ProfileAEADAES128GCM, addrOf(ctrl), "127.0.0.1:0", viewerStreams(1)...)
@@ -305,15 +349,25 @@ func TestRejectedDestinationDoesNotHurtOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Equal sizes in bursts: the rejected viewers' packets form GSO
+	// datagrams too, which must not be taken for a kernel without GSO.
 	const n = 50
 	for i := 0; i < n; i++ {
-		src.Publish(1, rtpPacket(6, 111, uint16(i), uint32(i*960), false, payloadFor(0, 1, i)), false)
+		src.Publish(1, rtpPacket(6, 111, uint16(i), uint32(i*960), false, framePayload(0, 1, i)), false)
 	}
 	good1.waitCount(n)
 	good2.waitCount(n)
-	st := p.Stats().Workers[0]
-	if st.Errors != 2*n || st.Packets != 2*n {
-		t.Fatalf("stats %+v, want %d errors and %d packets", st, 2*n, 2*n)
+	var st WorkerStats
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if st = p.Stats().Workers[0]; st.Errors+st.Packets >= 4*n {
+			break // queue mode: the rejected viewers' goroutines are done
+		}
+	}
+	if st.Errors != 2*n || st.Packets != 2*n || st.GSOFallbacks != 0 {
+		t.Fatalf("stats %+v, want %d errors, %d packets, no GSO fallback", st, 2*n, 2*n)
+	}
+	if cfg.Mode != ModeQueue && st.Segments == 0 {
+		t.Fatalf("no GSO datagram at all: %+v", st)
 	}
 	if v6.count() != 0 || port0.count() != 0 {
 		t.Fatal("a rejected viewer received something")

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"net/netip"
 	"time"
+
+	"github.com/spillway-rtc/spillway/affinity"
 )
 
 // Control operations: the only way anything but the worker touches a
@@ -23,6 +25,7 @@ const (
 	opPrepare // rebalance: keep packets of src from now on, for a viewer coming
 	opMoveOut // rebalance: send v everything up to upto, then let it go
 	opMoveIn  // rebalance: take v over, sending what it has not had yet
+	opWhere   // nothing but report the CPU the worker runs on
 )
 
 type op struct {
@@ -81,6 +84,8 @@ func (w *worker) apply(o *op) int {
 		w.moveOut(v, o.upto)
 	case opMoveIn:
 		w.moveIn(v)
+	case opWhere:
+		return affinity.CurrentCPU()
 	}
 	return 0
 }

@@ -267,6 +267,12 @@ func (s *wsock) send(fd uintptr) bool {
 		if s.pos >= s.n {
 			return true
 		}
+		if !s.gsoOK && s.gso[s.pos] > 0 {
+			// Queued before GSO went off in this flush: do not ask again.
+			s.splitMessage(s.pos)
+			s.pos++
+			continue
+		}
 		k, e := s.call(fd, s.hdrs[s.pos:s.n])
 		switch {
 		case e == unix.EAGAIN:
