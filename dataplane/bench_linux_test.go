@@ -100,7 +100,7 @@ func TestFanoutAllocations(t *testing.T) {
 		for _, prof := range testProfiles {
 			t.Run(m.name+"/"+srtp.ProtectionProfile(prof).String(), func(t *testing.T) {
 				leakCheck(t)
-				const viewers = 16
+				const viewers = 64
 				r := newFanoutRig(t, m.cfg, prof, viewers, 1000)
 				r.publish(2*defaultHistory+64, viewers) // fill the pool, rings and histories
 				allocs := testing.AllocsPerRun(20, func() { r.publish(32, viewers) })
