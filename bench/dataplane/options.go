@@ -58,8 +58,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.sndbuf, "sndbuf", 0, "SO_SNDBUF of the send sockets (0: kernel default)")
 	fs.StringVar(&o.csv, "csv", "", "write the rows as CSV to this file")
 	fs.StringVar(&o.md, "md", "", "write the Markdown table to this file too")
-	fs.DurationVar(&o.budget, "budget", 4*time.Minute, "stop re-running noisy rows after this long")
-	fs.DurationVar(&o.quietWait, "quiet-wait", 10*time.Second, "longest wait before a row for other processes to calm down")
+	fs.DurationVar(&o.budget, "budget", 4*time.Minute, "after this long, stop waiting for a quiet machine and re-running noisy rows")
+	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Second, "longest wait before a row for other processes to calm down")
 	fs.BoolVar(&o.probe, "probe", true, "run the limit probe (without it, no x limit column)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {

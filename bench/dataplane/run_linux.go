@@ -401,7 +401,9 @@ func waitQuiet(ctx context.Context, maxOthers float64, max time.Duration) {
 func (b *bench) runRow(ctx context.Context, spec result) (result, error) {
 	var best result
 	for try := 1; try <= b.opt.tries; try++ {
-		waitQuiet(ctx, b.opt.maxOthers, b.opt.quietWait)
+		if time.Now().Before(b.opt.deadline) {
+			waitQuiet(ctx, b.opt.maxOthers, b.opt.quietWait)
+		}
 		r := spec
 		r.Tries = try
 		var err error
