@@ -16,14 +16,16 @@ run: build
 
 # Installs the test dependencies (Debian packages, npm packages), then runs
 # vet and every Go test under the race detector. The end-to-end tests drive
-# Janode and headless Chromium from Go.
+# Janode and headless Chromium from Go. Packages run one at a time (-p 1):
+# the end-to-end tests stream real time and must not share two cores with
+# the SRTP differential tests.
 test: test-deps lint test-go test-scale
 
 test-deps:
 	./scripts/test-deps.sh
 
 test-go:
-	$(GO) test -race -count=1 -timeout 25m ./...
+	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
 
 # 200 viewers in one process; without -race, which would only slow it down.
 test-scale:

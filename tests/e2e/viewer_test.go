@@ -13,13 +13,15 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/sys/unix"
 )
 
 // viewer is a pion/webrtc PeerConnection playing a browser that watches a
 // mountpoint: it answers the server's offer, with the default interceptors
 // (NACK generator, receiver reports), on loopback only.
 type viewer struct {
-	pc *webrtc.PeerConnection
+	pc  *webrtc.PeerConnection
+	mux *ice.UDPMuxDefault
 
 	mu       sync.Mutex
 	received map[string][]rxPacket // by kind
@@ -80,6 +82,10 @@ func newViewerOpts(t testing.TB, configure func(*webrtc.SettingEngine), first in
 		t.Fatal(err)
 	}
 	se := loopbackSettingEngine()
+	// A socket with a large receive buffer: a viewer in a test process
+	// loaded by the race detector must not lose what the server sent.
+	mux := bigBufferMux(t)
+	se.SetICEUDPMux(mux)
 	if configure != nil {
 		configure(&se)
 	}
@@ -88,7 +94,7 @@ func newViewerOpts(t testing.TB, configure func(*webrtc.SettingEngine), first in
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &viewer{pc: pc, received: map[string][]rxPacket{}, tracks: map[string]*webrtc.TrackRemote{}, up: make(chan struct{})}
+	v := &viewer{pc: pc, mux: mux, received: map[string][]rxPacket{}, tracks: map[string]*webrtc.TrackRemote{}, up: make(chan struct{})}
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
 		if s == webrtc.ICEConnectionStateConnected {
 			v.upOnce.Do(func() { close(v.up) })
@@ -165,7 +171,30 @@ func (v *viewer) senderReports() int {
 	return v.srs
 }
 
-func (v *viewer) close() { _ = v.pc.Close() }
+func (v *viewer) close() {
+	_ = v.pc.Close()
+	_ = v.mux.Close()
+}
+
+// bigBufferMux is a viewer's UDP socket on loopback with an 8 MiB receive
+// buffer (SO_RCVBUFFORCE as root, else as much as rmem_max allows).
+func bigBufferMux(t testing.TB) *ice.UDPMuxDefault {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {
+				_ = conn.SetReadBuffer(8 << 20)
+			}
+		})
+	}
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	return ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: lf.NewLogger("mux")})
+}
 
 // vp8Frames reassembles VP8 frames from packets in arrival order; it stops
 // at the first gap in sequence numbers and reports it.
