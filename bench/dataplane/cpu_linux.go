@@ -60,7 +60,7 @@ func confineThreads(to []int, keep map[int]bool, pinned int) error {
 
 // cpuSample holds /proc/stat's jiffies per CPU.
 type cpuSample struct {
-	busy, soft, total []float64
+	busy, soft, steal, total []float64
 }
 
 func readCPU() (cpuSample, error) {
@@ -81,29 +81,36 @@ func readCPU() (cpuSample, error) {
 			continue
 		}
 		for len(s.total) <= n {
-			s.busy, s.soft, s.total = append(s.busy, 0), append(s.soft, 0), append(s.total, 0)
+			s.busy, s.soft, s.steal, s.total = append(s.busy, 0), append(s.soft, 0), append(s.steal, 0), append(s.total, 0)
 		}
 		var v [8]float64 // user nice system idle iowait irq softirq steal
 		for i := range v {
 			v[i], _ = strconv.ParseFloat(fs[i+1], 64)
 			s.total[n] += v[i]
 		}
-		s.busy[n] = s.total[n] - v[3] - v[4]
+		s.busy[n] = s.total[n] - v[3] - v[4] - v[7] // stolen time was not ours to use
 		s.soft[n] = v[6]
+		s.steal[n] = v[7]
 	}
 	return s, sc.Err()
 }
 
 // util returns the busy and softirq fractions of cpu between a and b.
 func util(a, b cpuSample, cpu int) (busy, soft float64) {
+	busy, soft, _ = util3(a, b, cpu)
+	return busy, soft
+}
+
+// util3 adds the fraction the hypervisor stole.
+func util3(a, b cpuSample, cpu int) (busy, soft, steal float64) {
 	if cpu >= len(a.total) || cpu >= len(b.total) {
-		return 0, 0
+		return 0, 0, 0
 	}
 	d := b.total[cpu] - a.total[cpu]
 	if d <= 0 {
-		return 0, 0
+		return 0, 0, 0
 	}
-	return (b.busy[cpu] - a.busy[cpu]) / d, (b.soft[cpu] - a.soft[cpu]) / d
+	return (b.busy[cpu] - a.busy[cpu]) / d, (b.soft[cpu] - a.soft[cpu]) / d, (b.steal[cpu] - a.steal[cpu]) / d
 }
 
 // othersCPU is the CPU time in seconds used so far by every user-space

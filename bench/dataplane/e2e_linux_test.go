@@ -62,7 +62,7 @@ func TestBenchEndToEnd(t *testing.T) {
 	requireRoot(t)
 	out := filepath.Join(t.TempDir(), "rows.csv")
 	cmd, ns := benchScript(t, "-viewers", "50", "-rates", "2", "-modes", "socket,nogso,nommsg,batch1,queue",
-		"-other-modes", "socket", "-warmup", "200ms", "-window", "400ms", "-tries", "1", "-quiet-wait", "0s",
+		"-other-modes", "socket", "-warmup", "200ms", "-window", "400ms", "-tries", "1", "-rounds", "1", "-quiet-wait", "0s",
 		"-backlog", "32", "-csv", out, "-md", filepath.Join(t.TempDir(), "rows.md"))
 	b, err := cmd.CombinedOutput()
 	if err != nil {
@@ -132,7 +132,7 @@ func TestBenchEndToEnd(t *testing.T) {
 func TestBenchInterrupted(t *testing.T) {
 	requireRoot(t)
 	cmd, ns := benchScript(t, "-viewers", "20", "-rates", "1", "-profiles", "gcm", "-modes", "socket", "-probe=false",
-		"-warmup", "30s", "-quiet-wait", "0s", "-csv", filepath.Join(t.TempDir(), "x.csv"))
+		"-warmup", "30s", "-rounds", "1", "-quiet-wait", "0s", "-csv", filepath.Join(t.TempDir(), "x.csv"))
 	var outb syncBuffer
 	cmd.Stdout, cmd.Stderr = &outb, &outb
 	if err := cmd.Start(); err != nil {

@@ -63,22 +63,25 @@ func run() error {
 	defer b.pub.stop()
 
 	start := time.Now()
-	var rows []result
-	for _, spec := range opt.plan() {
-		opt.logger.Info("row", "run", spec.label())
-		r, err := b.runRow(ctx, spec)
-		if err != nil {
-			return fmt.Errorf("%s: %w", spec.label(), err)
+	var runs []result
+	for round := 1; round <= opt.rounds; round++ {
+		for _, spec := range opt.plan() {
+			opt.logger.Info("row", "run", spec.label(), "round", round)
+			r, err := b.runRow(ctx, spec)
+			if err != nil {
+				return fmt.Errorf("%s: %w", spec.label(), err)
+			}
+			opt.logger.Info("done", "row", r.label(), "mpps", fmt.Sprintf("%.3f", r.Mpps),
+				"cpu", pct(r.CPU), "loss", fmt.Sprintf("%.4f", r.Loss), "others", fmt.Sprintf("%.2f", r.Others))
+			runs = append(runs, r)
 		}
-		opt.logger.Info("done", "row", r.label(), "mpps", fmt.Sprintf("%.3f", r.Mpps),
-			"cpu", pct(r.CPU), "loss", fmt.Sprintf("%.4f", r.Loss), "others", fmt.Sprintf("%.2f", r.Others))
-		rows = append(rows, r)
 	}
+	rows := medians(runs)
 	ratios(rows)
 	sortRows(rows, opt.profiles)
 
-	fmt.Printf("\n%d viewers, one worker on CPU %d, %s warm-up + %s window per row, %s in all\n\n",
-		opt.viewers, opt.cpu, opt.warmup, opt.window, time.Since(start).Round(time.Second))
+	fmt.Printf("\n%d viewers, one worker on CPU %d, median of %d rounds of %s warm-up + %s window, %s in all\n\n",
+		opt.viewers, opt.cpu, opt.rounds, opt.warmup, opt.window, time.Since(start).Round(time.Second))
 	markdown(os.Stdout, rows, opt.maxOthers)
 	if opt.md != "" {
 		f, err := os.Create(opt.md)

@@ -26,6 +26,7 @@ type options struct {
 	cpu, hk           int // worker CPU, housekeeping CPU
 	maxOthers         float64
 	tries             int
+	rounds            int // runs of every row, interleaved; the median run is reported
 	backlog           int // source packets the publisher may have in flight
 	sndbuf            int
 	csv, md           string
@@ -48,17 +49,18 @@ func parseOptions(args []string) (options, error) {
 	profs := fs.String("profiles", "gcm,cm", "SRTP profiles: gcm (AES-128-GCM), cm (AES-CM-128-HMAC-SHA1-80)")
 	modes := fs.String("modes", "socket,nogso,nommsg,batch1,queue", "modes for the first profile (socket, nogso, nommsg, batch1, queue)")
 	other := fs.String("other-modes", "socket,queue", "modes for the other profiles")
-	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each window")
-	fs.DurationVar(&o.window, "window", 3*time.Second, "measured steady-state window per row")
+	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each window")
+	fs.DurationVar(&o.window, "window", 1500*time.Millisecond, "measured steady-state window per run")
 	fs.IntVar(&o.cpu, "cpu", runtime.NumCPU()-1, "CPU of the one worker, its publisher, and the limit probe")
 	fs.IntVar(&o.hk, "housekeeping-cpu", 0, "CPU of the Go runtime and the measurement")
 	fs.Float64Var(&o.maxOthers, "max-others", 0.1, "cores other processes may use before a row is run again")
-	fs.IntVar(&o.tries, "tries", 3, "attempts per row when other processes disturb it")
+	fs.IntVar(&o.tries, "tries", 2, "attempts per run when other processes (or the hypervisor) disturb it")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs of every row, interleaved; the table shows the median run")
 	fs.IntVar(&o.backlog, "backlog", 256, "source packets the publisher keeps in flight")
 	fs.IntVar(&o.sndbuf, "sndbuf", 0, "SO_SNDBUF of the send sockets (0: kernel default)")
 	fs.StringVar(&o.csv, "csv", "", "write the rows as CSV to this file")
 	fs.StringVar(&o.md, "md", "", "write the Markdown table to this file too")
-	fs.DurationVar(&o.budget, "budget", 4*time.Minute, "after this long, stop waiting for a quiet machine and re-running noisy rows")
+	fs.DurationVar(&o.budget, "budget", 3*time.Minute+30*time.Second, "after this long, stop waiting for a quiet machine and re-running noisy rows")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 5*time.Second, "longest wait before a row for other processes to calm down")
 	fs.BoolVar(&o.probe, "probe", true, "run the limit probe (without it, no x limit column)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -100,8 +102,8 @@ func parseOptions(args []string) (options, error) {
 	if o.cpu == o.hk || o.cpu < 0 || o.hk < 0 {
 		return o, fmt.Errorf("-cpu %d and -housekeeping-cpu %d must be two different CPUs", o.cpu, o.hk)
 	}
-	if o.warmup < 0 || o.window <= 0 || o.tries < 1 || o.backlog < 1 {
-		return o, errors.New("-warmup, -window, -tries and -backlog must be positive")
+	if o.warmup < 0 || o.window <= 0 || o.tries < 1 || o.rounds < 1 || o.backlog < 1 {
+		return o, errors.New("-warmup, -window, -tries, -rounds and -backlog must be positive")
 	}
 	level := slog.LevelInfo
 	if *verbose {

@@ -34,6 +34,7 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"-viewers", "0"}, "out of range"},
 		{[]string{"-window", "0s"}, "positive"},
 		{[]string{"-tries", "0"}, "positive"},
+		{[]string{"-rounds", "0"}, "positive"},
 	} {
 		_, err := parseOptions(tt.args)
 		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {

@@ -32,7 +32,9 @@ type result struct {
 	Profile string  // gcm or cm
 	Mode    string  // modeProbe, socket, nogso, nommsg, batch1, queue
 	Rate    float64 // Mbit/s of the stream; 0 for the probe
-	Tries   int
+	Runs    int     // runs behind the row (retries of disturbed runs included)
+
+	MppsMin, MppsMax float64 // over the rounds
 
 	SentMpps    float64 // RTP packets the sender's kernel accepted
 	Mpps        float64 // RTP packets counted by XDP at the sink
@@ -41,7 +43,7 @@ type result struct {
 	Softirq     float64 // of which softirq (the veth and the sink's XDP)
 	CPUOther    float64 // busy fraction of the housekeeping CPU
 	Loss        float64 // 1 - counted/sent over the whole row
-	Others      float64 // cores used by other processes during the window
+	Others      float64 // cores used by other processes, and stolen by the hypervisor, during the window
 	PktPerCall  float64 // RTP packets per send system call
 	PktPerDgram float64 // RTP packets per UDP datagram (GSO segments)
 
@@ -56,6 +58,40 @@ func (r result) label() string {
 		return r.Profile + " " + r.Mode
 	}
 	return fmt.Sprintf("%s %s %g Mbit/s", r.Profile, r.Mode, r.Rate)
+}
+
+// medians folds the rounds of each row into one: the run with the median
+// Mpps (the lower middle one for an even count), with the spread of all.
+func medians(runs []result) []result {
+	var order []string
+	byLabel := map[string][]result{}
+	for _, r := range runs {
+		l := r.label()
+		if _, ok := byLabel[l]; !ok {
+			order = append(order, l)
+		}
+		byLabel[l] = append(byLabel[l], r)
+	}
+	var out []result
+	for _, l := range order {
+		rs := byLabel[l]
+		slices.SortFunc(rs, func(a, b result) int {
+			switch {
+			case a.Mpps < b.Mpps:
+				return -1
+			case a.Mpps > b.Mpps:
+				return 1
+			}
+			return 0
+		})
+		m := rs[(len(rs)-1)/2]
+		m.MppsMin, m.MppsMax, m.Runs = rs[0].Mpps, rs[len(rs)-1].Mpps, 0
+		for _, r := range rs {
+			m.Runs += r.Runs
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // ratios fills XLimit (against the profile's probe) and XQueue (against
@@ -112,8 +148,8 @@ func ratio(f float64) string {
 // markdown writes the table; rows disturbed by other processes (more than
 // maxOthers cores) are marked.
 func markdown(w io.Writer, rs []result, maxOthers float64) {
-	fmt.Fprintln(w, "| profile | mode | Mbit/s | Mpps | Gbit/s | CPU | softirq | other CPU | loss | × limit | × queue | pkt/call | pkt/dgram | viewers/core | others |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| profile | mode | Mbit/s | Mpps | ± | Gbit/s | CPU | softirq | other CPU | loss | × limit | × queue | pkt/call | pkt/dgram | viewers/core | others |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		rate, vpc := "–", "–"
 		if r.Mode != modeProbe {
@@ -125,13 +161,17 @@ func markdown(w io.Writer, rs []result, maxOthers float64) {
 			others += " *"
 		}
 		loss := fmt.Sprintf("%.3f%%", 100*r.Loss)
-		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %.2f | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n",
-			r.Profile, r.Mode, rate, r.Mpps, r.Gbps, pct(r.CPU), pct(r.Softirq), pct(r.CPUOther), loss,
+		spread := "–"
+		if r.Mpps > 0 && r.MppsMax > r.MppsMin {
+			spread = fmt.Sprintf("%.0f%%", 50*(r.MppsMax-r.MppsMin)/r.Mpps)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %s | %.2f | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n",
+			r.Profile, r.Mode, rate, r.Mpps, spread, r.Gbps, pct(r.CPU), pct(r.Softirq), pct(r.CPUOther), loss,
 			ratio(r.XLimit), ratio(r.XQueue), r.PktPerCall, r.PktPerDgram, vpc, others)
 	}
 }
 
-var csvHeader = []string{"profile", "mode", "mbit_s", "tries", "sent_mpps", "mpps", "gbit_s", "cpu", "softirq", "cpu_other",
+var csvHeader = []string{"profile", "mode", "mbit_s", "runs", "sent_mpps", "mpps", "mpps_min", "mpps_max", "gbit_s", "cpu", "softirq", "cpu_other",
 	"loss", "x_limit", "x_queue", "pkt_per_call", "pkt_per_dgram", "viewers_per_core", "others_cores", "errors", "drops", "gso_fallbacks"}
 
 func writeCSV(w io.Writer, rs []result) error {
@@ -139,8 +179,8 @@ func writeCSV(w io.Writer, rs []result) error {
 	cw.Write(csvHeader)
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 4, 64) }
 	for _, r := range rs {
-		cw.Write([]string{r.Profile, strings.ReplaceAll(r.Mode, " ", "_"), f(r.Rate), strconv.Itoa(r.Tries),
-			f(r.SentMpps), f(r.Mpps), f(r.Gbps), f(r.CPU), f(r.Softirq), f(r.CPUOther),
+		cw.Write([]string{r.Profile, strings.ReplaceAll(r.Mode, " ", "_"), f(r.Rate), strconv.Itoa(r.Runs),
+			f(r.SentMpps), f(r.Mpps), f(r.MppsMin), f(r.MppsMax), f(r.Gbps), f(r.CPU), f(r.Softirq), f(r.CPUOther),
 			strconv.FormatFloat(r.Loss, 'g', 6, 64), f(r.XLimit), f(r.XQueue), f(r.PktPerCall), f(r.PktPerDgram),
 			f(r.ViewersPerCore), f(r.Others),
 			strconv.FormatUint(r.Errors, 10), strconv.FormatUint(r.Drops, 10), strconv.FormatUint(r.GSOFallbacks, 10)})

@@ -73,7 +73,7 @@ func TestMarkdownAndCSV(t *testing.T) {
 	if n := strings.Count(md.String(), " * |"); n != 1 {
 		t.Fatalf("%d noisy marks, want 1", n)
 	}
-	if !strings.Contains(md.String(), "| gcm | socket | 2 | 0.800 |") || !strings.Contains(md.String(), "| 0.80 | 4.00 |") {
+	if !strings.Contains(md.String(), "| gcm | socket | 2 | 0.800 | – |") || !strings.Contains(md.String(), "| 0.80 | 4.00 |") {
 		t.Fatalf("socket row missing or wrong:\n%s", md.String())
 	}
 
@@ -90,5 +90,32 @@ func TestMarkdownAndCSV(t *testing.T) {
 	}
 	if recs[4][1] != "limit_probe" || recs[4][5] != "1.0000" {
 		t.Fatalf("probe record %v", recs[4])
+	}
+}
+
+// The rounds of a row fold into their median run, with the spread of all
+// and the count of runs; rows keep their first-seen order.
+func TestMedians(t *testing.T) {
+	run := func(mode string, mpps, cpu float64) result {
+		return result{Profile: "gcm", Mode: mode, Rate: 2, Mpps: mpps, CPU: cpu, Runs: 1}
+	}
+	got := medians([]result{
+		run("socket", 0.5, 0.1), run("queue", 0.2, 0.5),
+		run("socket", 0.7, 0.2), run("queue", 0.1, 0.6),
+		run("socket", 0.6, 0.3),
+	})
+	if len(got) != 2 || got[0].Mode != "socket" || got[1].Mode != "queue" {
+		t.Fatalf("rows %+v", got)
+	}
+	if s := got[0]; s.Mpps != 0.6 || s.CPU != 0.3 || s.MppsMin != 0.5 || s.MppsMax != 0.7 || s.Runs != 3 {
+		t.Errorf("socket %+v", s)
+	}
+	if q := got[1]; q.Mpps != 0.1 || q.CPU != 0.6 || q.MppsMin != 0.1 || q.MppsMax != 0.2 || q.Runs != 2 {
+		t.Errorf("queue (lower middle of two) %+v", q)
+	}
+	var md bytes.Buffer
+	markdown(&md, got, 1)
+	if !strings.Contains(md.String(), "| 0.600 | 17% |") {
+		t.Errorf("spread not shown:\n%s", md.String())
 	}
 }

@@ -183,7 +183,8 @@ func (r *result) fill(base, a, z, fin snap, opt options) {
 	r.Gbps = (float64(z.xdp.Bytes-a.xdp.Bytes) - pkts*frameOverhead) * 8 / dt / 1e9
 	r.CPU, r.Softirq = util(a.cpu, z.cpu, opt.cpu)
 	r.CPUOther, _ = util(a.cpu, z.cpu, opt.hk)
-	r.Others = (z.others - a.others) / dt
+	_, _, steal := util3(a.cpu, z.cpu, opt.cpu)
+	r.Others = (z.others-a.others)/dt + steal
 	if calls := z.c.calls - a.c.calls; calls > 0 {
 		r.PktPerCall = float64(z.c.sent-a.c.sent) / float64(calls)
 	}
@@ -386,18 +387,19 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 // less than maxOthers cores.
 func waitQuiet(ctx context.Context, maxOthers float64, max time.Duration) {
 	for end := time.Now().Add(max); time.Now().Before(end); {
+		const sample = 150 * time.Millisecond
 		a := othersCPU()
-		if !sleepCtx(ctx, 300*time.Millisecond) {
+		if !sleepCtx(ctx, sample) {
 			return
 		}
-		if (othersCPU()-a)/0.3 < maxOthers {
+		if (othersCPU()-a)/sample.Seconds() < maxOthers {
 			return
 		}
 	}
 }
 
-// runRow measures a row, again when other processes disturbed it, keeping
-// the quietest attempt.
+// runRow measures one run of a row, again when other processes or the
+// hypervisor disturbed it, keeping the quietest attempt.
 func (b *bench) runRow(ctx context.Context, spec result) (result, error) {
 	var best result
 	for try := 1; try <= b.opt.tries; try++ {
@@ -405,7 +407,7 @@ func (b *bench) runRow(ctx context.Context, spec result) (result, error) {
 			waitQuiet(ctx, b.opt.maxOthers, b.opt.quietWait)
 		}
 		r := spec
-		r.Tries = try
+		r.Runs = try
 		var err error
 		if r.Mode == modeProbe {
 			err = b.runProbe(ctx, &r)
