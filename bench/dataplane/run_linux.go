@@ -68,14 +68,19 @@ type bench struct {
 	all     []int   // every CPU, as the plane must see them to pin its worker
 }
 
+// snap reads the sender's counters and the sink's back to back, then the
+// slower CPU figures.
 func (b *bench) snap(c counters) (snap, error) {
-	s := snap{at: time.Now(), c: c, others: othersCPU()}
+	s := snap{at: time.Now(), c: c}
 	var err error
 	if s.xdp, err = b.xdp.Read(); err != nil {
 		return s, err
 	}
-	s.cpu, err = readCPU()
-	return s, err
+	if s.cpu, err = readCPU(); err != nil {
+		return s, err
+	}
+	s.others = othersCPU()
+	return s, nil
 }
 
 // thread runs functions on one OS thread pinned to one CPU.
