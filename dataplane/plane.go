@@ -3,7 +3,6 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -29,9 +28,9 @@ type Plane struct {
 
 	mu       sync.Mutex
 	closed   bool
-	sndbuf   int                               // live SndBuf
-	defSnd   int                               // the kernel's default SO_SNDBUF, as read (doubled)
-	locals   map[netip.AddrPort][]*net.UDPConn // per local: one socket per worker
+	sndbuf   int                            // live SndBuf
+	defSnd   int                            // the kernel's default SO_SNDBUF, as read (doubled)
+	locals   map[netip.AddrPort][]*sendSock // per local: one socket per worker
 	ingests  map[*Ingest]struct{}
 	qworkers map[*worker]struct{} // queue mode: the viewers' goroutines
 }
@@ -53,7 +52,7 @@ func New(cfg Config) (*Plane, error) {
 		epoch:    time.Now(),
 		quit:     make(chan struct{}),
 		sndbuf:   cfg.SndBuf,
-		locals:   map[netip.AddrPort][]*net.UDPConn{},
+		locals:   map[netip.AddrPort][]*sendSock{},
 		ingests:  map[*Ingest]struct{}{},
 		qworkers: map[*worker]struct{}{},
 	}
@@ -130,7 +129,7 @@ func (p *Plane) Join(local netip.AddrPort) error {
 	if _, ok := p.locals[local]; ok {
 		return fmt.Errorf("dataplane: %s already joined", local)
 	}
-	conns := make([]*net.UDPConn, 0, len(p.workers))
+	conns := make([]*sendSock, 0, len(p.workers))
 	fail := func(err error) error {
 		for _, c := range conns {
 			c.Close()

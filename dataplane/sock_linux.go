@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +23,12 @@ import (
 // for a GSO run (pack.go), its own UDP_SEGMENT control message; flush hands
 // them to sendmmsg(2) in as few calls as the kernel allows:
 //
+//   - the socket is blocking and outside Go's netpoller (sendSock): a full
+//     send buffer blocks the worker's thread in the kernel until there is
+//     room, at most sendTimeout, then the flush goes on trying until the
+//     socket is closed: no spinning, and no netpoller wake-up for every
+//     packet the device frees (which cost a quarter of a worker's CPU);
 //   - a partial send continues from the first message not sent;
-//   - EAGAIN (send buffer full) returns to Go's poller, which waits until
-//     the socket is writable and calls us again: no spinning;
 //   - EIO or EINVAL on a GSO message means the kernel or the device refuses
 //     segmentation, or the destination is refused: that message's packets
 //     are resent one per message, and if the first of them goes out, GSO
@@ -94,9 +99,28 @@ func sysSendmmsg(fd uintptr, hdrs *unix.Mmsghdr, n int) (int, syscall.Errno) {
 // opened afterwards.
 var testSendmmsg sendFunc
 
+// sendTimeout bounds how long one send call may block on a full buffer
+// (SO_SNDTIMEO), so a closing plane is noticed.
+const sendTimeout = 100 * time.Millisecond
+
+// sendSock is a data-plane send socket, opened with socket(2) rather than
+// package net: a socket in Go's netpoller is woken for every packet the
+// device frees. It is blocking, with SO_SNDTIMEO.
+type sendSock struct {
+	fd     int
+	closed atomic.Bool
+}
+
+// Close closes the socket once; the plane closes it after its workers stop.
+func (c *sendSock) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	return unix.Close(c.fd)
+}
+
 type wsock struct {
-	conn  *net.UDPConn
-	rc    syscall.RawConn
+	sock  *sendSock
 	local netip.AddrPort
 	v6    bool
 	gsoOK bool // the kernel takes UDP_SEGMENT here (probed at open, off after a fallback)
@@ -117,23 +141,17 @@ type wsock struct {
 	splitPos  int
 	suspect   bool // the split follows EIO/EINVAL: is GSO to blame?
 
-	// State of the flush in progress, for write (called by the poller).
+	// State of the flush in progress.
 	pos     int
 	acc     sendCounts
 	lastErr syscall.Errno
 	sys     sendFunc
-	write   func(fd uintptr) bool // bound once: passing it does not allocate
 }
 
 // newWsock wraps c for a worker that queues at most msgs messages.
-func newWsock(c *net.UDPConn, local netip.AddrPort, msgs int) (*wsock, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, fmt.Errorf("raw conn: %w", err)
-	}
+func newWsock(c *sendSock, local netip.AddrPort, msgs int) (*wsock, error) {
 	s := &wsock{
-		conn:  c,
-		rc:    rc,
+		sock:  c,
 		local: local,
 		v6:    local.Addr().Is6(),
 		mmsg:  true,
@@ -166,15 +184,11 @@ func (s *wsock) init(msgs int) {
 		s.split[i].Hdr.SetIovlen(1)
 		s.splitSegs[i] = 1
 	}
-	s.write = s.send
 }
 
 // probeGSO reports whether the kernel knows UDP_SEGMENT on c (Linux 4.18).
-func probeGSO(c *net.UDPConn) bool {
-	err := control(c, func(fd int) error {
-		_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
-		return err
-	})
+func probeGSO(c *sendSock) bool {
+	_, err := unix.GetsockoptInt(c.fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 	return err == nil
 }
 
@@ -214,8 +228,13 @@ func (s *wsock) add(b []byte, sa *sockaddr, gsoSize, segs int) {
 func (s *wsock) flush(st *wstats, log *slog.Logger) {
 	s.pos, s.acc, s.lastErr, s.suspect = 0, sendCounts{}, 0, false
 	for s.pos < s.n || s.splitPos < s.splitN {
-		if err := s.rc.Write(s.write); err != nil {
-			// The socket is closed: nothing left can be sent.
+		if s.send(uintptr(s.sock.fd)) {
+			break
+		}
+		// The buffer stayed full for sendTimeout: try again, unless the
+		// socket is closing.
+		if s.sock.closed.Load() {
+			// Nothing left can be sent.
 			for i := s.pos; i < s.n; i++ {
 				s.acc.errors += uint64(s.segs[i])
 			}
@@ -235,8 +254,8 @@ func (s *wsock) flush(st *wstats, log *slog.Logger) {
 	s.n = 0
 }
 
-// send runs under the poller's write lock; false means "wait until
-// writable and call again".
+// send sends what is queued; false means the buffer stayed full for
+// sendTimeout (EAGAIN): call again.
 func (s *wsock) send(fd uintptr) bool {
 	for {
 		if s.splitPos < s.splitN {
@@ -355,24 +374,49 @@ func (s *wsock) splitMessage(i int) {
 	s.splitN, s.splitPos = n, 0
 }
 
-// openDataSocket binds a send socket into local's reuseport group. On a
-// specific address it is connect()ed to a dummy peer, so the kernel never
-// picks it for inbound datagrams (a connected member only matches its peer).
-func openDataSocket(local netip.AddrPort) (*net.UDPConn, error) {
-	c, err := ListenReusePort(local)
+// openDataSocket binds a send socket into local's reuseport group (the
+// control plane bound its socket there first). On a specific address it is
+// connect()ed to a dummy peer, so the kernel never picks it for inbound
+// datagrams (a connected member only matches its peer).
+func openDataSocket(local netip.AddrPort) (*sendSock, error) {
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: int(local.Port()), Addr: local.Addr().As16()}
+	var dummy unix.Sockaddr = &unix.SockaddrInet6{Port: 1, Addr: netip.IPv6Loopback().As16()}
+	if a := local.Addr().Unmap(); a.Is4() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: int(local.Port()), Addr: a.As4()}
+		dummy = &unix.SockaddrInet4{Port: 1, Addr: [4]byte{127, 0, 0, 1}}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	c := &sendSock{fd: fd}
+	fail := func(what string, err error) (*sendSock, error) {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return fail("SO_REUSEPORT", err)
+	}
+	if family == unix.AF_INET6 {
+		// As package net binds the control socket ("udp6"): IPv6 only.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return fail("IPV6_V6ONLY", err)
+		}
+	}
+	tv := unix.NsecToTimeval(sendTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return fail("SO_SNDTIMEO", err)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(fmt.Sprintf("bind %s", local), err)
 	}
 	if local.Addr().IsUnspecified() {
 		return c, nil
 	}
-	var dummy unix.Sockaddr = &unix.SockaddrInet4{Port: 1, Addr: [4]byte{127, 0, 0, 1}}
-	if local.Addr().Is6() {
-		dummy = &unix.SockaddrInet6{Port: 1, Addr: netip.IPv6Loopback().As16()}
-	}
-	if err := control(c, func(fd int) error { return unix.Connect(fd, dummy) }); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("connect to dummy peer: %w", err)
+	if err := unix.Connect(fd, dummy); err != nil {
+		return fail("connect to dummy peer", err)
 	}
 	return c, nil
 }
@@ -380,42 +424,31 @@ func openDataSocket(local netip.AddrPort) (*net.UDPConn, error) {
 // steerToFirst attaches "ret #0" to c's reuseport group: every inbound
 // datagram goes to the member bound first, the control plane's socket.
 // Members keep their index while the control socket stays open.
-func steerToFirst(c *net.UDPConn) error {
+func steerToFirst(c *sendSock) error {
 	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	err := control(c, func(fd int) error {
-		return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog)
-	})
-	if err != nil {
+	if err := unix.SetsockoptSockFprog(c.fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog); err != nil {
 		return fmt.Errorf("attach reuseport cBPF: %w", err)
 	}
 	return nil
 }
 
 // sndBuf reads c's SO_SNDBUF (the kernel reports twice the value set).
-func sndBuf(c *net.UDPConn) (int, error) {
-	var n int
-	err := control(c, func(fd int) error {
-		var err error
-		n, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
-		return err
-	})
-	return n, err
+func sndBuf(c *sendSock) (int, error) {
+	return unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
 }
 
 // setSndBuf sets c's send buffer to n bytes: SO_SNDBUFFORCE when the
 // process may (CAP_NET_ADMIN, beyond net.core.wmem_max), else SO_SNDBUF.
-func setSndBuf(c *net.UDPConn, n int) error {
-	return control(c, func(fd int) error {
-		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
-		if errors.Is(err, unix.EPERM) {
-			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
-		}
-		if err != nil {
-			return fmt.Errorf("SO_SNDBUF %d: %w", n, err)
-		}
-		return nil
-	})
+func setSndBuf(c *sendSock, n int) error {
+	err := unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, n)
+	if errors.Is(err, unix.EPERM) {
+		err = unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, n)
+	}
+	if err != nil {
+		return fmt.Errorf("SO_SNDBUF %d: %w", n, err)
+	}
+	return nil
 }
 
 func control(c *net.UDPConn, f func(fd int) error) error {

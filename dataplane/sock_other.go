@@ -5,7 +5,6 @@ package dataplane
 import (
 	"errors"
 	"log/slog"
-	"net"
 	"net/netip"
 )
 
@@ -27,7 +26,12 @@ type wsock struct {
 
 func makeSockaddr(netip.AddrPort, bool) sockaddr { return sockaddr{} }
 
-func newWsock(*net.UDPConn, netip.AddrPort, int) (*wsock, error) { return nil, errNotLinux }
+// sendSock is a send socket; none can be opened here.
+type sendSock struct{}
+
+func (*sendSock) Close() error { return nil }
+
+func newWsock(*sendSock, netip.AddrPort, int) (*wsock, error) { return nil, errNotLinux }
 
 func (s *wsock) full() bool { return true }
 
@@ -40,10 +44,10 @@ func (s *wsock) flush(st *wstats, _ *slog.Logger) {
 	s.n = 0
 }
 
-func openDataSocket(netip.AddrPort) (*net.UDPConn, error) { return nil, errNotLinux }
+func openDataSocket(netip.AddrPort) (*sendSock, error) { return nil, errNotLinux }
 
-func steerToFirst(*net.UDPConn) error { return errNotLinux }
+func steerToFirst(*sendSock) error { return errNotLinux }
 
-func sndBuf(*net.UDPConn) (int, error) { return 0, errNotLinux }
+func sndBuf(*sendSock) (int, error) { return 0, errNotLinux }
 
-func setSndBuf(*net.UDPConn, int) error { return errNotLinux }
+func setSndBuf(*sendSock, int) error { return errNotLinux }

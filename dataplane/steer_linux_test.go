@@ -76,7 +76,11 @@ func TestInboundSteering(t *testing.T) {
 				t.Errorf("control socket got %d of %d", got, clients)
 			}
 			for i, dc := range p.locals[addrOf(ctrl)] {
-				if q := queued(t, dc); q != 0 {
+				q, err := unix.IoctlGetInt(dc.fd, unix.SIOCINQ)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if q != 0 {
 					t.Errorf("data socket %d holds %d bytes of inbound", i, q)
 				}
 			}
