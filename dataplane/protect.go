@@ -14,6 +14,9 @@ import (
 // *srtpbatch.Stream is one.
 type protector interface {
 	Protect(buf []byte, n int) ([]byte, error)
+	// ProtectFrom is Protect with the header in buf[:hdrLen] and the
+	// payload read from elsewhere: the same bytes, without copying it first.
+	ProtectFrom(buf []byte, hdrLen int, payload []byte) ([]byte, error)
 }
 
 // newProtectors builds one protector per outgoing SSRC of a viewer, all

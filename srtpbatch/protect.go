@@ -90,6 +90,35 @@ func (s *Stream) Protect(buf []byte, n int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.protect(b, hl, n, b[hl:n])
+}
+
+// ProtectFrom is Protect for a packet whose header is already in
+// buf[:hdrLen] and whose payload (with padding) is still elsewhere: the
+// cipher reads it from payload and writes the ciphertext after the header,
+// which saves copying it first. payload must not overlap buf. The result is
+// byte for byte what Protect gives for the same packet.
+func (s *Stream) ProtectFrom(buf []byte, hdrLen int, payload []byte) ([]byte, error) {
+	c := s.c
+	n := hdrLen + len(payload)
+	if hdrLen < 0 || n > cap(buf)-c.tagLen {
+		return nil, ErrShortBuffer
+	}
+	b := buf[:n+c.tagLen]
+	hl, err := headerLen(b[:hdrLen])
+	if err != nil {
+		return nil, err
+	}
+	if hl != hdrLen {
+		return nil, ErrShortHeader
+	}
+	return s.protect(b, hl, n, payload)
+}
+
+// protect encrypts src (the payload) into b[hl:n] behind the header b[:hl]
+// and appends the tag; src is b[hl:n] itself when protecting in place.
+func (s *Stream) protect(b []byte, hl, n int, src []byte) ([]byte, error) {
+	c := s.c
 	ssrc := binary.BigEndian.Uint32(b[8:])
 	if ssrc != s.ssrc {
 		return nil, ErrSSRC
@@ -111,7 +140,7 @@ func (s *Stream) Protect(buf []byte, n int) ([]byte, error) {
 		for i := range iv {
 			iv[i] ^= c.salt[i]
 		}
-		c.aead.Seal(b[hl:hl], iv[:], b[hl:n], b[:hl])
+		c.aead.Seal(b[hl:hl], iv[:], src, b[:hl])
 		return b, nil
 	}
 
@@ -122,7 +151,7 @@ func (s *Stream) Protect(buf []byte, n int) ([]byte, error) {
 	binary.BigEndian.PutUint32(iv[4:], binary.BigEndian.Uint32(iv[4:])^ssrc)
 	binary.BigEndian.PutUint32(iv[8:], binary.BigEndian.Uint32(iv[8:])^roc)
 	binary.BigEndian.PutUint16(iv[12:], binary.BigEndian.Uint16(iv[12:])^seq)
-	c.ctr.xorKeyStream(iv, b[hl:n], b[hl:n])
+	c.ctr.xorKeyStream(iv, b[hl:n], src)
 
 	// RFC 3711 4.2: tag = HMAC(auth key, packet || ROC), truncated.
 	c.mac.Reset()
