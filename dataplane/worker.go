@@ -271,9 +271,18 @@ func (w *worker) put(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) 
 	binary.BigEndian.PutUint32(buf[4:], ts)
 	binary.BigEndian.PutUint32(buf[8:], vs.ssrc)
 	copy(buf[12:hl], pk.csrc())
-	// The cipher reads the payload from the shared source packet and writes
-	// the ciphertext behind the rewritten header: no copy of the payload.
-	out, err := vs.prot.ProtectFrom(buf, hl, body)
+	var out []byte
+	var err error
+	if w.queue {
+		// The baseline copies the payload before encrypting it in place, as
+		// Janus copies each packet again for libsrtp.
+		copy(buf[hl:], body)
+		out, err = vs.prot.Protect(buf, n)
+	} else {
+		// The cipher reads the payload from the shared source packet and
+		// writes the ciphertext behind the rewritten header: no copy.
+		out, err = vs.prot.ProtectFrom(buf, hl, body)
+	}
 	if err != nil || len(out) == 0 || &out[0] != &buf[0] {
 		w.st.errors.Add(1)
 		return false
