@@ -233,11 +233,14 @@ func (w *worker) emit(v *Viewer, st *srcState) {
 			}
 			if w.put(v, vs, pk, seq, ts) {
 				vs.hist[seq&uint16(len(vs.hist)-1)] = histEntry{ring: st.rings[pk.stream], pos: w.bpos[i], seq: seq, ts: ts, used: true}
-				vs.ctr.sent(pk.f.octets, ts, w.now)
+				vs.ctr.add(pk.f.octets, ts)
 			}
 		}
 	}
 	w.endRun()
+	for _, vs := range v.streams {
+		vs.ctr.publish(w.now)
+	}
 }
 
 // put builds the viewer's packet in the scratch space, encrypts it in place
