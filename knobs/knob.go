@@ -14,6 +14,7 @@ package knobs
 import (
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/affinity"
 	"net"
 	"net/netip"
 	"slices"
@@ -176,11 +177,14 @@ func (k *Knob) Parse(text string) (Value, error) {
 		}
 		v.text = text
 	case CPUList:
-		cpus, err := parseCPUList(text)
+		set, err := affinity.ParseCPUList(text)
 		if err != nil {
-			return v, err
+			return v, invalidf("%v", err)
 		}
-		v.cpus, v.text = cpus, formatCPUList(cpus)
+		if len(set) > 0 && set[len(set)-1] > MaxCPU {
+			return v, invalidf("CPU %d above %d", set[len(set)-1], MaxCPU)
+		}
+		v.cpus, v.text = []int(set), set.String()
 	case Enum:
 		if !slices.Contains(k.Enum, text) {
 			return v, invalidf("not one of %s", strings.Join(k.Enum, ", "))
@@ -217,74 +221,6 @@ func (k *Knob) inBounds(n int64, format func(int64, int) string) error {
 		return invalidf("above the maximum %s", format(k.Max, 10))
 	}
 	return nil
-}
-
-// parseCPUList reads the Linux cpulist format: "0-3,8,10-11", spaces allowed
-// around items.
-func parseCPUList(text string) ([]int, error) {
-	if text == "" {
-		return nil, nil
-	}
-	var seen [MaxCPU + 1]bool
-	for item := range strings.SplitSeq(text, ",") {
-		item = strings.TrimSpace(item)
-		lo, hi, isRange := strings.Cut(item, "-")
-		a, err := parseCPU(lo)
-		if err != nil {
-			return nil, err
-		}
-		b := a
-		if isRange {
-			if b, err = parseCPU(hi); err != nil {
-				return nil, err
-			}
-			if b < a {
-				return nil, invalidf("range %q runs backwards", item)
-			}
-		}
-		for c := a; c <= b; c++ {
-			seen[c] = true
-		}
-	}
-	var cpus []int
-	for c, ok := range seen {
-		if ok {
-			cpus = append(cpus, c)
-		}
-	}
-	return cpus, nil
-}
-
-func parseCPU(s string) (int, error) {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n < 0 {
-		return 0, invalidf("%q is not a CPU number (want a list such as 0-3,8)", s)
-	}
-	if n > MaxCPU {
-		return 0, invalidf("CPU %d above %d", n, MaxCPU)
-	}
-	return n, nil
-}
-
-// formatCPUList writes ascending CPUs with runs collapsed: [0 1 2 3 8] -> "0-3,8".
-func formatCPUList(cpus []int) string {
-	var b strings.Builder
-	for i := 0; i < len(cpus); {
-		j := i
-		for j+1 < len(cpus) && cpus[j+1] == cpus[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Itoa(cpus[i]))
-		if j > i {
-			b.WriteByte('-')
-			b.WriteString(strconv.Itoa(cpus[j]))
-		}
-		i = j + 1
-	}
-	return b.String()
 }
 
 func parseAddr(text string) (string, error) {

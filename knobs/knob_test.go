@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spillway-rtc/spillway/affinity"
 )
 
 func TestParse(t *testing.T) {
@@ -73,7 +75,7 @@ func TestParse(t *testing.T) {
 		{"cpulist backwards", cpuK, "3-1", "", "runs backwards"},
 		{"cpulist junk", cpuK, "a", "", "not a CPU number"},
 		{"cpulist negative", cpuK, "-1", "", "not a CPU number"},
-		{"cpulist empty item", cpuK, "1,,2", "", "not a CPU number"},
+		{"cpulist empty item", cpuK, "1,,2", "", "empty item"},
 		{"cpulist too high", cpuK, "8192", "", "CPU 8192 above 8191"},
 
 		{"enum", enumK, "queue", "queue", ""},
@@ -192,8 +194,8 @@ func TestFormatCPUList(t *testing.T) {
 		{[]int{0, 1, 2, 5, 6, 9}, "0-2,5-6,9"},
 	}
 	for _, tt := range tests {
-		if got := formatCPUList(tt.in); got != tt.want {
-			t.Errorf("formatCPUList(%v) = %q, want %q", tt.in, got, tt.want)
+		if got := affinity.CPUSet(tt.in).String(); got != tt.want {
+			t.Errorf("CPUSet(%v).String() = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
