@@ -3,18 +3,21 @@ package dataplane
 import (
 	"net/netip"
 	"time"
+
+	"github.com/spillway-rtc/spillway/srtpbatch"
 )
 
 // Profile is an SRTP protection profile, numbered as in RFC 5764 / RFC 7714
-// (the same numbers as pion/srtp's ProtectionProfile).
-type Profile uint16
+// (the same numbers as pion/srtp's ProtectionProfile): srtpbatch's, which
+// does the encryption.
+type Profile = srtpbatch.Profile
 
 // Profiles the data plane can encrypt with.
 const (
-	ProfileAES128CMHMACSHA1_80 Profile = 0x0001
-	ProfileAES128CMHMACSHA1_32 Profile = 0x0002
-	ProfileAEADAES128GCM       Profile = 0x0007
-	ProfileAEADAES256GCM       Profile = 0x0008
+	ProfileAES128CMHMACSHA1_80 = srtpbatch.ProfileAES128CMHMACSHA1_80
+	ProfileAES128CMHMACSHA1_32 = srtpbatch.ProfileAES128CMHMACSHA1_32
+	ProfileAEADAES128GCM       = srtpbatch.ProfileAEADAES128GCM
+	ProfileAEADAES256GCM       = srtpbatch.ProfileAEADAES256GCM
 )
 
 // Handoff is everything the data plane needs to send SRTP to one viewer.

@@ -6,7 +6,7 @@ import (
 )
 
 // Profile is an SRTP protection profile, numbered as in RFC 5764 and RFC 7714
-// (the numbers of dataplane.Profile and pion/srtp's ProtectionProfile).
+// (the numbers of pion/srtp's ProtectionProfile; dataplane.Profile is this type).
 type Profile uint16
 
 // The profiles srtpbatch can protect with.
