@@ -84,3 +84,41 @@ func TestPackRunNotContiguous(t *testing.T) {
 		t.Fatalf("contiguous packet refused: %+v", r)
 	}
 }
+
+// finishFrame takes, past a full batch, only packets already queued, up to
+// the next frame end and at most another batch; batch 1 takes nothing more.
+func TestFinishFrame(t *testing.T) {
+	pkt := func(marker bool) *packet { return &packet{f: rtpFields{marker: marker}} }
+	frame := func(n int) []*packet { // n packets, the marker on the last
+		var out []*packet
+		for i := range n {
+			out = append(out, pkt(i == n-1))
+		}
+		return out
+	}
+	cases := []struct {
+		name          string
+		max           int
+		batch, queued []*packet
+		want          int // batch length after
+	}{
+		{"frame ends in the batch", 8, append(frame(2), frame(6)...), frame(4), 8},
+		{"frame cut: finished from the queue", 8, append(frame(6), frame(6)[:2]...), frame(6)[2:], 12},
+		{"cut frame, rest not queued yet", 8, append(frame(6), frame(6)[:2]...), nil, 8},
+		{"cut frame longer than another batch", 8, frame(8 + 20)[:8], frame(28)[8:], 16},
+		{"batch 1", 1, []*packet{pkt(false)}, frame(3), 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := &worker{in: make(chan *packet, 64), batch: make([]*packet, 0, maxBatch)}
+			w.batch = append(w.batch, c.batch...)
+			for _, pk := range c.queued {
+				w.in <- pk
+			}
+			w.finishFrame(c.max)
+			if len(w.batch) != c.want || len(w.batch)+len(w.in) != len(c.batch)+len(c.queued) {
+				t.Fatalf("batch %d, queue %d; want batch %d", len(w.batch), len(w.in), c.want)
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@ type Plane struct {
 	// Live settings, read by the workers once per batch.
 	batch atomic.Int64 // packets
 	flush atomic.Int64 // time.Duration
+	call  atomic.Int64 // bytes of datagrams per send call
 	gso   atomic.Bool
 	mmsg  atomic.Bool
 
@@ -58,6 +59,7 @@ func New(cfg Config) (*Plane, error) {
 	}
 	p.batch.Store(int64(cfg.Batch))
 	p.flush.Store(int64(cfg.FlushInterval))
+	p.call.Store(int64(cfg.CallBytes))
 	p.gso.Store(!cfg.NoGSO)
 	p.mmsg.Store(!cfg.NoMMsg)
 	for i, cpu := range cpus {

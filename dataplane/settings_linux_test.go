@@ -24,6 +24,8 @@ func TestSettersRefuseInvalid(t *testing.T) {
 		{"flush 0", func() error { return p.SetFlushInterval(0) }, "flush interval"},
 		{"flush negative", func() error { return p.SetFlushInterval(-time.Millisecond) }, "flush interval"},
 		{"flush too long", func() error { return p.SetFlushInterval(2 * time.Second) }, "flush interval"},
+		{"call bytes too few", func() error { return p.SetCallBytes(minCallBytes - 1) }, "call bytes"},
+		{"call bytes too many", func() error { return p.SetCallBytes(MaxCallBytes + 1) }, "call bytes"},
 		{"sndbuf negative", func() error { return p.SetSndBuf(-1) }, "sndbuf"},
 		{"sndbuf too large", func() error { return p.SetSndBuf(maxSndBuf + 1) }, "sndbuf"},
 	}
@@ -32,7 +34,7 @@ func TestSettersRefuseInvalid(t *testing.T) {
 			if err := c.set(); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one about %q", err, c.want)
 			}
-			if got := p.Config(); got.Batch != 8 || got.FlushInterval != 2*time.Millisecond || got.SndBuf != 1<<20 {
+			if got := p.Config(); got.Batch != 8 || got.FlushInterval != 2*time.Millisecond || got.SndBuf != 1<<20 || got.CallBytes != defaultCallBytes {
 				t.Fatalf("a refused value changed the config: %+v", got)
 			}
 		})
@@ -107,6 +109,32 @@ func TestSettersApplyLive(t *testing.T) {
 				t.Fatalf("SetSndBuf(%d): SO_SNDBUF %d (%v), want %d", n, got, err, want)
 			}
 		}
+	}
+}
+
+// SetCallBytes bounds what one sendmmsg carries: a batch of about 180 KB
+// leaves in one call with the most, in three or more with 64 KiB.
+func TestCallBytesLive(t *testing.T) {
+	leakCheck(t)
+	// Batches of exactly 24 packets (phase publishes 4 frames of 6 at a
+	// time) to 8 viewers: 20 of 1028 bytes and 4 shorter each.
+	p, tvs, f := gsoRig(t, Config{Batch: 24, FlushInterval: time.Second}, 8)
+	for _, c := range []struct {
+		bytes          int
+		minMsg, maxMsg uint64 // sendmmsg calls for 2 batches
+	}{{MaxCallBytes, 2, 2}, {minCallBytes, 6, 16}, {defaultCallBytes, 2, 2}} {
+		if err := p.SetCallBytes(c.bytes); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Config().CallBytes; got != c.bytes {
+			t.Fatalf("Config().CallBytes %d after SetCallBytes(%d)", got, c.bytes)
+		}
+		if d := phase(p, tvs, f, 8, nil); d.Sendmmsg < c.minMsg || d.Sendmmsg > c.maxMsg || d.Packets != 8*8*framePkts {
+			t.Fatalf("call bytes %d: %d sendmmsg calls for %d packets, want %d-%d", c.bytes, d.Sendmmsg, d.Packets, c.minMsg, c.maxMsg)
+		}
+	}
+	for k, tv := range tvs {
+		checkVideo(t, tv, k, f.next)
 	}
 }
 

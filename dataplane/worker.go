@@ -12,7 +12,9 @@ import (
 // Stage 2 of the fan-out, one goroutine per worker, pinned to its CPU:
 //
 //	collect  take published packets from w.in, up to Batch of them or until
-//	         FlushInterval has passed since the first one
+//	         FlushInterval has passed since the first one; past Batch, the
+//	         packets already queued up to the end of a frame, so that a
+//	         frame's run is not cut in two datagrams
 //	stage    once per packet: keep it in its source stream's retain ring
 //	         (history.go) and note it under its source
 //	emit     per viewer of each source in the batch, its packets in order:
@@ -21,8 +23,8 @@ import (
 //	         packets into GSO datagrams (pack.go), note the history and the
 //	         sender-report counters
 //	send     sendmmsg every queued datagram (sock_linux.go), many viewers per
-//	         call; flush early when the scratch space or a socket's message
-//	         array is full
+//	         call; flush early, between viewers, when the call's bytes
+//	         (CallBytes) or a socket's message array would overflow
 //	control  between batches, apply control operations (ops.go), one at a
 //	         time
 //
@@ -53,6 +55,7 @@ type worker struct {
 	off     int   // used bytes of scratch
 	now     int64 // wallclock of the current batch, unix ns
 	gso     bool  // settings read once per batch
+	callEnd int   // scratch bytes one send call may carry
 	mmsg    bool
 
 	cur   gsoRun // the datagram being built for the current viewer
@@ -163,6 +166,7 @@ queued:
 		}
 	}
 	if len(w.batch) >= max {
+		w.finishFrame(max)
 		return
 	}
 	w.timer.Reset(time.Duration(w.p.flush.Load()))
@@ -179,11 +183,31 @@ queued:
 	}
 }
 
+// finishFrame takes, past a full batch, the packets already queued up to
+// the next end of a frame (RTP marker), at most another max: a frame cut
+// at the batch's end would leave in two datagrams per viewer. It never
+// waits. Batch 1 is no batching at all, and stays so.
+func (w *worker) finishFrame(max int) {
+	if max < 2 {
+		return
+	}
+	limit := min(2*max, cap(w.batch))
+	for len(w.batch) < limit && !w.batch[len(w.batch)-1].f.marker {
+		select {
+		case pk := <-w.in:
+			w.batch = append(w.batch, pk)
+		default:
+			return
+		}
+	}
+}
+
 // process sends the batch to every viewer and empties it.
 func (w *worker) process() {
 	w.now = time.Now().UnixNano()
 	w.gso = !w.queue && w.p.gso.Load()
 	w.mmsg = !w.queue && w.p.mmsg.Load()
+	w.callEnd = min(int(w.p.call.Load()), len(w.scratch))
 	w.stage()
 	for _, st := range w.touched {
 		for _, v := range st.viewers {
@@ -221,6 +245,11 @@ func (w *worker) emit(v *Viewer, st *srcState) {
 	if v.paused {
 		return
 	}
+	// Flush between viewers rather than within one's run, when its packets
+	// might not fit in the call (put still checks each packet).
+	if s := v.sock; s != nil && w.off > 0 && (w.off+len(st.idx)*maxOut > w.callEnd || s.room() < len(st.idx)+1) {
+		w.flush()
+	}
 	for _, i := range st.idx {
 		pk := w.batch[i]
 		for _, vs := range v.bySrc[pk.stream] {
@@ -254,7 +283,7 @@ func (w *worker) put(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) 
 	}
 	// Room for this packet, and for two messages: the run it may end and
 	// the one it starts.
-	if w.off+maxOut > len(w.scratch) || s.room() < 2 {
+	if w.off+maxOut > w.callEnd || s.room() < 2 {
 		w.flush()
 	}
 	body := pk.body()

@@ -40,6 +40,7 @@ type Config struct {
 	FlushInterval time.Duration
 	NoGSO, NoMMsg bool
 	SndBuf        int
+	CallBytes     int
 	History       int
 	CPUs          []int
 	NoPin         bool

@@ -64,7 +64,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.plane, err = dataplane.New(dataplane.Config{
 		Workers: cfg.Workers, Mode: cfg.Mode, Batch: cfg.Batch, FlushInterval: cfg.FlushInterval,
-		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, History: cfg.History,
+		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, CallBytes: cfg.CallBytes, History: cfg.History,
 		CPUs: cfg.CPUs, Logger: cfg.Logger.With("part", "dataplane"),
 	})
 	if err != nil {
