@@ -67,6 +67,7 @@ func run() error {
 	for round := 1; round <= opt.rounds; round++ {
 		for _, spec := range opt.plan() {
 			opt.logger.Info("row", "run", spec.label(), "round", round)
+			spec.Round = round
 			r, err := b.runRow(ctx, spec)
 			if err != nil {
 				return fmt.Errorf("%s: %w", spec.label(), err)
@@ -76,11 +77,11 @@ func run() error {
 			runs = append(runs, r)
 		}
 	}
+	ratios(runs)
 	rows := medians(runs)
-	ratios(rows)
 	sortRows(rows, opt.profiles)
 
-	fmt.Printf("\n%d viewers, one worker on CPU %d, median of %d rounds of %s warm-up + %s window, %s in all\n\n",
+	fmt.Printf("\n%d viewers, one worker on CPU %d, median run and median ratios of %d rounds of %s warm-up + %s window, %s in all\n\n",
 		opt.viewers, opt.cpu, opt.rounds, opt.warmup, opt.window, time.Since(start).Round(time.Second))
 	markdown(os.Stdout, rows, opt.maxOthers)
 	if opt.md != "" {

@@ -47,15 +47,15 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.viewers, "viewers", 1000, "synthetic viewers")
 	rates := fs.String("rates", "0.5,1,2,4", "stream bitrates, Mbit/s")
 	profs := fs.String("profiles", "gcm,cm", "SRTP profiles: gcm (AES-128-GCM), cm (AES-CM-128-HMAC-SHA1-80)")
-	modes := fs.String("modes", "socket,nogso,nommsg,batch1,queue", "modes for the first profile (socket, nogso, nommsg, batch1, queue)")
-	other := fs.String("other-modes", "socket,queue", "modes for the other profiles")
+	modes := fs.String("modes", "socket,shaped,nogso,nommsg,batch1,queue", "modes for the first profile (shaped: the probe sending the stream's frames; socket, nogso, nommsg, batch1, queue)")
+	other := fs.String("other-modes", "socket,shaped,queue", "modes for the other profiles")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each window")
 	fs.DurationVar(&o.window, "window", 1500*time.Millisecond, "measured steady-state window per run")
 	fs.IntVar(&o.cpu, "cpu", runtime.NumCPU()-1, "CPU of the one worker, its publisher, and the limit probe")
 	fs.IntVar(&o.hk, "housekeeping-cpu", 0, "CPU of the Go runtime and the measurement")
 	fs.Float64Var(&o.maxOthers, "max-others", 0.1, "cores other processes may use before a row is run again")
 	fs.IntVar(&o.tries, "tries", 2, "attempts per run when other processes (or the hypervisor) disturb it")
-	fs.IntVar(&o.rounds, "rounds", 3, "runs of every row, interleaved; the table shows the median run")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs of every row, interleaved; the table shows the median run and the median ratios")
 	fs.IntVar(&o.backlog, "backlog", 256, "source packets the publisher keeps in flight")
 	fs.IntVar(&o.sndbuf, "sndbuf", 0, "SO_SNDBUF of the send sockets (0: kernel default)")
 	fs.StringVar(&o.csv, "csv", "", "write the rows as CSV to this file")
@@ -134,22 +134,23 @@ func viewerAddrs(first netip.AddrPort, n int) []netip.AddrPort {
 	return out
 }
 
-// plan lists the rows to run, in run order: per profile its probe, then
-// every rate with every mode (interleaved, so a drift of the machine shows
-// in all modes alike).
+// plan lists the runs of one round, in run order: per profile and rate a
+// block of the limit probe, then every mode. Ratios are taken within a
+// block, between runs seconds apart, so that a change in the machine's
+// speed (another VM on a sibling thread) hits both sides of a ratio alike.
 func (o options) plan() []result {
 	var rs []result
 	for i, p := range o.profiles {
-		if o.probe {
-			rs = append(rs, result{Profile: p, Mode: modeProbe})
-		}
 		modes := o.modes
 		if i > 0 {
 			modes = o.otherModes
 		}
 		for _, rate := range o.rates {
+			if o.probe {
+				rs = append(rs, result{Profile: p, Mode: modeProbe, Block: rate})
+			}
 			for _, m := range modes {
-				rs = append(rs, result{Profile: p, Mode: m, Rate: rate})
+				rs = append(rs, result{Profile: p, Mode: m, Rate: rate, Block: rate})
 			}
 		}
 	}

@@ -13,7 +13,7 @@ func TestParseOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.viewers != 1000 || !slices.Equal(o.rates, []float64{0.5, 1, 2, 4}) || !slices.Equal(o.profiles, []string{"gcm", "cm"}) ||
-		!slices.Equal(o.modes, []string{"socket", "nogso", "nommsg", "batch1", "queue"}) || o.local != netip.MustParseAddrPort("198.18.0.1:5000") {
+		!slices.Equal(o.modes, []string{"socket", "shaped", "nogso", "nommsg", "batch1", "queue"}) || o.local != netip.MustParseAddrPort("198.18.0.1:5000") {
 		t.Fatalf("defaults: %+v", o)
 	}
 	for _, tt := range []struct {
@@ -67,10 +67,9 @@ func TestPlan(t *testing.T) {
 		got = append(got, r.label())
 	}
 	want := []string{
-		"gcm limit probe",
-		"gcm socket 1 Mbit/s", "gcm queue 1 Mbit/s", "gcm batch1 1 Mbit/s",
-		"gcm socket 2 Mbit/s", "gcm queue 2 Mbit/s", "gcm batch1 2 Mbit/s",
-		"cm limit probe", "cm queue 1 Mbit/s", "cm queue 2 Mbit/s",
+		"gcm limit probe", "gcm socket 1 Mbit/s", "gcm queue 1 Mbit/s", "gcm batch1 1 Mbit/s",
+		"gcm limit probe", "gcm socket 2 Mbit/s", "gcm queue 2 Mbit/s", "gcm batch1 2 Mbit/s",
+		"cm limit probe", "cm queue 1 Mbit/s", "cm limit probe", "cm queue 2 Mbit/s",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -11,10 +11,13 @@ import (
 	"github.com/spillway-rtc/spillway/dataplane"
 )
 
-const modeProbe = "limit probe"
+const (
+	modeProbe  = "limit probe"
+	modeShaped = "shaped" // the probe sending the stream's frames, at a rate
+)
 
 // modeOrder is the order rows are shown in within a bitrate.
-var modeOrder = []string{modeProbe, "socket", "nogso", "nommsg", "batch1", "queue"}
+var modeOrder = []string{modeProbe, modeShaped, "socket", "nogso", "nommsg", "batch1", "queue"}
 
 type profileInfo struct {
 	p         dataplane.Profile
@@ -30,9 +33,11 @@ var profiles = map[string]profileInfo{
 // result is one row of the table.
 type result struct {
 	Profile string  // gcm or cm
-	Mode    string  // modeProbe, socket, nogso, nommsg, batch1, queue
+	Mode    string  // modeProbe, modeShaped, socket, nogso, nommsg, batch1, queue
 	Rate    float64 // Mbit/s of the stream; 0 for the probe
 	Runs    int     // runs behind the row (retries of disturbed runs included)
+	Round   int     // of a run: its round, from 1
+	Block   float64 // of a run: the rate of the block it ran in (ratios are taken within one)
 
 	MppsMin, MppsMax float64 // over the rounds
 
@@ -50,7 +55,7 @@ type result struct {
 	Errors, Drops, GSOFallbacks uint64
 	ViewersPerCore              float64 // viewers of this stream one busy core serves
 
-	XLimit, XQueue float64 // Mpps over the probe's, over queue mode's
+	XLimit, XShaped, XQueue float64 // Mpps over the probe's, the shaped probe's, queue mode's
 }
 
 func (r result) label() string {
@@ -61,7 +66,8 @@ func (r result) label() string {
 }
 
 // medians folds the rounds of each row into one: the run with the median
-// Mpps (the lower middle one for an even count), with the spread of all.
+// Mpps (the lower middle one for an even count), with the spread of all and
+// the median of each ratio over the runs that have it.
 func medians(runs []result) []result {
 	var order []string
 	byLabel := map[string][]result{}
@@ -89,25 +95,51 @@ func medians(runs []result) []result {
 		for _, r := range rs {
 			m.Runs += r.Runs
 		}
+		m.XLimit = medianOf(rs, func(r result) float64 { return r.XLimit })
+		m.XShaped = medianOf(rs, func(r result) float64 { return r.XShaped })
+		m.XQueue = medianOf(rs, func(r result) float64 { return r.XQueue })
 		out = append(out, m)
 	}
 	return out
 }
 
-// ratios fills XLimit (against the profile's probe) and XQueue (against
-// queue mode at the same profile and rate).
+// medianOf is the median of f over the runs where it is not 0 (the lower
+// middle for an even count), 0 if there are none.
+func medianOf(rs []result, f func(result) float64) float64 {
+	var xs []float64
+	for _, r := range rs {
+		if x := f(r); x != 0 {
+			xs = append(xs, x)
+		}
+	}
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[(len(xs)-1)/2]
+}
+
+// ratios fills each run's XLimit (against the profile's probe), XShaped
+// (against the shaped probe at the same rate) and XQueue (against queue
+// mode at the same rate), all from the same round and block.
 func ratios(rs []result) {
 	for i := range rs {
 		r := &rs[i]
-		r.XLimit, r.XQueue = 0, 0
+		r.XLimit, r.XShaped, r.XQueue = 0, 0, 0
 		for _, o := range rs {
-			if o.Profile != r.Profile || o.Mpps <= 0 {
+			if o.Profile != r.Profile || o.Round != r.Round || o.Block != r.Block || o.Mpps <= 0 {
 				continue
 			}
 			if o.Mode == modeProbe {
 				r.XLimit = r.Mpps / o.Mpps
 			}
-			if o.Mode == "queue" && o.Rate == r.Rate && r.Mode != modeProbe {
+			if r.Mode == modeProbe || o.Rate != r.Rate {
+				continue
+			}
+			if o.Mode == modeShaped {
+				r.XShaped = r.Mpps / o.Mpps
+			}
+			if o.Mode == "queue" && r.Mode != modeShaped {
 				r.XQueue = r.Mpps / o.Mpps
 			}
 		}
@@ -148,12 +180,14 @@ func ratio(f float64) string {
 // markdown writes the table; rows disturbed by other processes (more than
 // maxOthers cores) are marked.
 func markdown(w io.Writer, rs []result, maxOthers float64) {
-	fmt.Fprintln(w, "| profile | mode | Mbit/s | Mpps | ± | Gbit/s | CPU | softirq | other CPU | loss | × limit | × queue | pkt/call | pkt/dgram | viewers/core | others |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintln(w, "| profile | mode | Mbit/s | Mpps | ± | Gbit/s | CPU | softirq | other CPU | loss | × limit | × shaped | × queue | pkt/call | pkt/dgram | viewers/core | others |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		rate, vpc := "–", "–"
 		if r.Mode != modeProbe {
 			rate = strconv.FormatFloat(r.Rate, 'g', -1, 64)
+		}
+		if r.Mode != modeProbe && r.Mode != modeShaped {
 			vpc = fmt.Sprintf("%.0f", r.ViewersPerCore)
 		}
 		others := fmt.Sprintf("%.2f", r.Others)
@@ -165,14 +199,14 @@ func markdown(w io.Writer, rs []result, maxOthers float64) {
 		if r.Mpps > 0 && r.MppsMax > r.MppsMin {
 			spread = fmt.Sprintf("%.0f%%", 50*(r.MppsMax-r.MppsMin)/r.Mpps)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %s | %.2f | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %s | %.2f | %s | %s | %s | %s | %s | %s | %s | %.1f | %.1f | %s | %s |\n",
 			r.Profile, r.Mode, rate, r.Mpps, spread, r.Gbps, pct(r.CPU), pct(r.Softirq), pct(r.CPUOther), loss,
-			ratio(r.XLimit), ratio(r.XQueue), r.PktPerCall, r.PktPerDgram, vpc, others)
+			ratio(r.XLimit), ratio(r.XShaped), ratio(r.XQueue), r.PktPerCall, r.PktPerDgram, vpc, others)
 	}
 }
 
 var csvHeader = []string{"profile", "mode", "mbit_s", "runs", "sent_mpps", "mpps", "mpps_min", "mpps_max", "gbit_s", "cpu", "softirq", "cpu_other",
-	"loss", "x_limit", "x_queue", "pkt_per_call", "pkt_per_dgram", "viewers_per_core", "others_cores", "errors", "drops", "gso_fallbacks"}
+	"loss", "x_limit", "x_shaped", "x_queue", "pkt_per_call", "pkt_per_dgram", "viewers_per_core", "others_cores", "errors", "drops", "gso_fallbacks"}
 
 func writeCSV(w io.Writer, rs []result) error {
 	cw := csv.NewWriter(w)
@@ -181,7 +215,7 @@ func writeCSV(w io.Writer, rs []result) error {
 	for _, r := range rs {
 		cw.Write([]string{r.Profile, strings.ReplaceAll(r.Mode, " ", "_"), f(r.Rate), strconv.Itoa(r.Runs),
 			f(r.SentMpps), f(r.Mpps), f(r.MppsMin), f(r.MppsMax), f(r.Gbps), f(r.CPU), f(r.Softirq), f(r.CPUOther),
-			strconv.FormatFloat(r.Loss, 'g', 6, 64), f(r.XLimit), f(r.XQueue), f(r.PktPerCall), f(r.PktPerDgram),
+			strconv.FormatFloat(r.Loss, 'g', 6, 64), f(r.XLimit), f(r.XShaped), f(r.XQueue), f(r.PktPerCall), f(r.PktPerDgram),
 			f(r.ViewersPerCore), f(r.Others),
 			strconv.FormatUint(r.Errors, 10), strconv.FormatUint(r.Drops, 10), strconv.FormatUint(r.GSOFallbacks, 10)})
 	}

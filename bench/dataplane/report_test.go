@@ -17,25 +17,54 @@ func sampleRows() []result {
 		{Profile: "gcm", Mode: "socket", Rate: 1, Mpps: 0.7},
 		{Profile: "cm", Mode: modeProbe, Mpps: 0.4},
 		{Profile: "cm", Mode: "socket", Rate: 2, Mpps: 0.3},
+		{Profile: "gcm", Mode: modeShaped, Rate: 2, Mpps: 0.5},
 	}
 }
 
 func TestRatios(t *testing.T) {
 	rs := sampleRows()
 	ratios(rs)
-	want := map[string][2]float64{ // label: x limit, x queue
-		"cm queue 2 Mbit/s":   {0.25, 1},
-		"gcm queue 2 Mbit/s":  {0.2, 1},
-		"gcm socket 2 Mbit/s": {0.8, 4},
-		"gcm limit probe":     {1, 0},
-		"gcm socket 1 Mbit/s": {0.7, 0}, // no queue row at 1 Mbit/s
-		"cm limit probe":      {1, 0},
-		"cm socket 2 Mbit/s":  {0.75, 3},
+	want := map[string][3]float64{ // label: x limit, x shaped, x queue
+		"cm queue 2 Mbit/s":   {0.25, 0, 1},
+		"gcm queue 2 Mbit/s":  {0.2, 0.4, 1},
+		"gcm socket 2 Mbit/s": {0.8, 1.6, 4},
+		"gcm limit probe":     {1, 0, 0},
+		"gcm socket 1 Mbit/s": {0.7, 0, 0}, // no shaped or queue row at 1 Mbit/s
+		"cm limit probe":      {1, 0, 0},
+		"cm socket 2 Mbit/s":  {0.75, 0, 3}, // the shaped row is gcm's
+		"gcm shaped 2 Mbit/s": {0.5, 1, 0},
 	}
 	for _, r := range rs {
 		w := want[r.label()]
-		if math.Abs(r.XLimit-w[0]) > 1e-9 || math.Abs(r.XQueue-w[1]) > 1e-9 {
-			t.Errorf("%s: x limit %.3f, x queue %.3f; want %v", r.label(), r.XLimit, r.XQueue, w)
+		if math.Abs(r.XLimit-w[0]) > 1e-9 || math.Abs(r.XShaped-w[1]) > 1e-9 || math.Abs(r.XQueue-w[2]) > 1e-9 {
+			t.Errorf("%s: x limit %.3f, x shaped %.3f, x queue %.3f; want %v", r.label(), r.XLimit, r.XShaped, r.XQueue, w)
+		}
+	}
+}
+
+// A run's ratios are against the runs of its own round and block, and a
+// row's ratio is the median of its runs' ratios, not the ratio of medians:
+// here the machine ran at two speeds, and each round's ratio is 0.8.
+func TestRatiosPairWithinRound(t *testing.T) {
+	var runs []result
+	for round, speed := range []float64{1, 0.6, 1, 0.6, 1} {
+		for block, rate := range []float64{2, 4} {
+			s := speed * (1 + 0.01*float64(block)) // each block a little faster
+			runs = append(runs,
+				result{Profile: "gcm", Mode: modeProbe, Block: rate, Round: round + 1, Mpps: s},
+				result{Profile: "gcm", Mode: "socket", Rate: rate, Block: rate, Round: round + 1, Mpps: 0.8 * s},
+				result{Profile: "gcm", Mode: "queue", Rate: rate, Block: rate, Round: round + 1, Mpps: 0.2 * s})
+		}
+	}
+	ratios(runs)
+	rows := medians(runs)
+	if len(rows) != 5 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for _, r := range rows {
+		want := map[string][2]float64{modeProbe: {1, 0}, "socket": {0.8, 4}, "queue": {0.2, 1}}[r.Mode]
+		if math.Abs(r.XLimit-want[0]) > 1e-9 || math.Abs(r.XQueue-want[1]) > 1e-9 {
+			t.Errorf("%s: x limit %.4f, x queue %.4f; want %v", r.label(), r.XLimit, r.XQueue, want)
 		}
 	}
 }
@@ -47,7 +76,7 @@ func TestSortRows(t *testing.T) {
 	for _, r := range rs {
 		got = append(got, r.label())
 	}
-	want := "gcm limit probe|gcm socket 1 Mbit/s|gcm socket 2 Mbit/s|gcm queue 2 Mbit/s|cm limit probe|cm socket 2 Mbit/s|cm queue 2 Mbit/s"
+	want := "gcm limit probe|gcm socket 1 Mbit/s|gcm shaped 2 Mbit/s|gcm socket 2 Mbit/s|gcm queue 2 Mbit/s|cm limit probe|cm socket 2 Mbit/s|cm queue 2 Mbit/s"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("order %v", got)
 	}
@@ -73,7 +102,7 @@ func TestMarkdownAndCSV(t *testing.T) {
 	if n := strings.Count(md.String(), " * |"); n != 1 {
 		t.Fatalf("%d noisy marks, want 1", n)
 	}
-	if !strings.Contains(md.String(), "| gcm | socket | 2 | 0.800 | – |") || !strings.Contains(md.String(), "| 0.80 | 4.00 |") {
+	if !strings.Contains(md.String(), "| gcm | socket | 2 | 0.800 | – |") || !strings.Contains(md.String(), "| 0.80 | 1.60 | 4.00 |") {
 		t.Fatalf("socket row missing or wrong:\n%s", md.String())
 	}
 

@@ -209,19 +209,23 @@ func (r *result) fill(base, a, z, fin snap, opt options) {
 // frameOverhead is Ethernet + IPv4 + UDP headers.
 const frameOverhead = 14 + 20 + 8
 
-// runProbe measures the limit probe for a profile.
+// runProbe measures the limit probe for a profile, or the shaped probe for
+// a profile and rate.
 func (b *bench) runProbe(ctx context.Context, r *result) error {
-	p, err := newProbe(r.Profile == "gcm", b.opt.local.Addr(), b.remotes, b.opt.sndbuf)
+	var shape *videoModel
+	if r.Mode == modeShaped {
+		m := defaultModel(int(r.Rate * 1e6))
+		shape = &m
+	}
+	p, err := newProbe(r.Profile == "gcm", b.opt.local.Addr(), b.remotes, b.opt.sndbuf, shape)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	var sent atomic.Uint64
 	var perr atomic.Value
 	l := load{
 		counters: func() counters {
-			n := sent.Load()
-			return counters{sent: n, dgrams: n / probeSegs, calls: n / (probeSegs * probeBatch)}
+			return counters{sent: p.sent.Load(), dgrams: p.dgrams.Load(), calls: p.calls.Load()}
 		},
 		drained: func() bool { return true }, // sendmmsg returns once the veth has the frames
 		start: func(stop <-chan struct{}) <-chan struct{} {
@@ -244,9 +248,7 @@ func (b *bench) runProbe(ctx context.Context, r *result) error {
 					default:
 					}
 					for range 8 {
-						n, err := p.step()
-						sent.Add(uint64(n))
-						if err != nil {
+						if _, err := p.step(); err != nil {
 							perr.Store(err)
 							return
 						}
@@ -355,6 +357,7 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 			return b.pub.do(func() {
 				g := newVideoGen(model, 1)
 				limit := int64(b.opt.backlog) * int64(viewers)
+				var pace pacer
 				for {
 					select {
 					case <-stop:
@@ -362,7 +365,7 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 					default:
 					}
 					if backlog() > limit {
-						time.Sleep(500 * time.Microsecond) // the backlog is worth much more
+						time.Sleep(pace.next(planeCounters(p).sent, limit))
 						continue
 					}
 					sizes, key := g.next()
@@ -386,6 +389,33 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 		return fmt.Errorf("%d packets dropped at the worker's queue: the publisher outran the plane", r.Drops)
 	}
 	return nil
+}
+
+// pacer chooses how long the publisher sleeps while the backlog is full:
+// a quarter of the time the plane takes to send the limit's worth at its
+// last measured rate. Its wake-ups preempt the worker on the same CPU, so
+// they must be rare (polling every 500 µs had cost a few percent), yet
+// never let the backlog run dry.
+type pacer struct {
+	at   time.Time
+	sent uint64
+	d    time.Duration
+}
+
+const (
+	minPace = 500 * time.Microsecond
+	maxPace = 20 * time.Millisecond
+)
+
+func (p *pacer) next(sent uint64, limit int64) time.Duration {
+	now := time.Now()
+	if !p.at.IsZero() && sent > p.sent {
+		rate := float64(sent-p.sent) / now.Sub(p.at).Seconds()
+		p.d = time.Duration(float64(limit) / 4 / rate * float64(time.Second))
+	}
+	p.at, p.sent = now, sent
+	p.d = min(max(p.d, minPace), maxPace)
+	return p.d
 }
 
 // waitQuiet waits (at most max) for a moment when other processes use
@@ -414,7 +444,7 @@ func (b *bench) runRow(ctx context.Context, spec result) (result, error) {
 		r := spec
 		r.Runs = try
 		var err error
-		if r.Mode == modeProbe {
+		if r.Mode == modeProbe || r.Mode == modeShaped {
 			err = b.runProbe(ctx, &r)
 		} else {
 			err = b.runPlane(ctx, &r)
