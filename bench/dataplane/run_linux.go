@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spillway-rtc/spillway/bench/sysstat"
 	"github.com/spillway-rtc/spillway/bpf"
 	"github.com/spillway-rtc/spillway/dataplane"
 )
@@ -56,7 +57,7 @@ type snap struct {
 	at     time.Time
 	c      counters
 	xdp    bpf.Counts
-	cpu    cpuSample
+	cpu    sysstat.CPUs
 	others float64
 }
 
@@ -76,7 +77,7 @@ func (b *bench) snap(c counters) (snap, error) {
 	if s.xdp, err = b.xdp.Read(); err != nil {
 		return s, err
 	}
-	if s.cpu, err = readCPU(); err != nil {
+	if s.cpu, err = sysstat.ReadCPUs(); err != nil {
 		return s, err
 	}
 	s.others = othersCPU()
@@ -186,9 +187,9 @@ func (r *result) fill(base, a, z, fin snap, opt options) {
 	r.Mpps = pkts / dt / 1e6
 	// UDP payload (SRTP) bits: the XDP count is of frames, Ethernet on.
 	r.Gbps = (float64(z.xdp.Bytes-a.xdp.Bytes) - pkts*frameOverhead) * 8 / dt / 1e9
-	r.CPU, r.Softirq = util(a.cpu, z.cpu, opt.cpu)
-	r.CPUOther, _ = util(a.cpu, z.cpu, opt.hk)
-	_, _, steal := util3(a.cpu, z.cpu, opt.cpu)
+	var steal float64
+	r.CPU, r.Softirq, steal = sysstat.Util(a.cpu, z.cpu, opt.cpu)
+	r.CPUOther, _, _ = sysstat.Util(a.cpu, z.cpu, opt.hk)
 	r.Others = (z.others-a.others)/dt + steal
 	if calls := z.c.calls - a.c.calls; calls > 0 {
 		r.PktPerCall = float64(z.c.sent-a.c.sent) / float64(calls)
