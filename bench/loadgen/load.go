@@ -197,6 +197,41 @@ func (l *Load) sessionFor(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
+// Remove hangs up the n most recently joined viewers that are not
+// samples (all of them if there are fewer), as a sweep steps down.
+func (l *Load) Remove(ctx context.Context, n int) int {
+	l.mu.Lock()
+	var gone []*viewer
+	keep := l.viewers[:0]
+	for i := len(l.viewers) - 1; i >= 0; i-- {
+		if v := l.viewers[i]; len(gone) < n && !v.sample {
+			gone = append(gone, v)
+			l.viewers[i] = nil
+		}
+	}
+	for _, v := range l.viewers {
+		if v != nil {
+			keep = append(keep, v)
+		}
+	}
+	clear(l.viewers[len(keep):])
+	l.viewers = keep
+	l.mu.Unlock()
+	sem := make(chan struct{}, l.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, v := range gone {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			v.close(ctx)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	return len(gone)
+}
+
 // Viewers is the number of viewers that joined and are still held.
 func (l *Load) Viewers() int {
 	l.mu.Lock()

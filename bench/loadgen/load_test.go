@@ -104,6 +104,10 @@ func TestLoadAgainstSpillway(t *testing.T) {
 			if l.MediaPackets() == 0 {
 				t.Fatal("no media counted")
 			}
+			// Stepping down keeps the samples.
+			if n := l.Remove(ctx, 100); n != 7 || l.Viewers() != 3 || len(l.Samples()) != 3 {
+				t.Fatalf("removed %d, %d viewers and %d samples left", n, l.Viewers(), len(l.Samples()))
+			}
 		})
 	}
 	srv.Close()
