@@ -5,7 +5,10 @@
 // XDPCounter is the sink of the data-plane benchmark: attached to the far
 // end of a veth, it counts UDP frames and drops them, so the sender's core
 // does all the work that is measured and nothing downstream can be the
-// bottleneck. Programs are attached through bpf links, which the kernel
-// detaches when the process exits, so a crashed run leaves no program on an
-// interface.
+// bottleneck. MediaSink is the sink of the Janus-style bench: tc egress on
+// the server's veth or XDP on the client's, it counts and drops RTP to all
+// but a few sample viewers and passes STUN, DTLS and RTCP.
+//
+// Programs are attached through bpf links, which the kernel detaches when
+// the process exits, so a crashed run leaves no program on an interface.
 package bpf

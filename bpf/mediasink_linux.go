@@ -1,0 +1,450 @@
+//go:build linux
+
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+)
+
+// Counter slots of the media sink programs.
+const (
+	mediaSlotRTP     = 0 // RTP to a destination outside the sample set: dropped
+	mediaSlotSampled = 1 // RTP to a sample destination: passed
+	mediaSlotOther   = 2 // UDP that is not RTP (STUN, DTLS, RTCP, ...): passed
+	mediaSlotNotUDP  = 3 // not IPv4/IPv6 UDP with a readable header: passed
+	mediaSlots       = 4
+)
+
+// tc return codes (include/uapi/linux/pkt_cls.h); tcx reads them alike.
+const (
+	tcActOK   = 0
+	tcActShot = 2
+)
+
+// __sk_buff field offsets (include/uapi/linux/bpf.h).
+const (
+	skbLen     = 0
+	skbGSOSegs = 164
+)
+
+// mediaSampleKeySize is the sample map's key: a 16-byte address (IPv4 in
+// its v4-mapped form, ::ffff:a.b.c.d), the UDP port in network byte order
+// and two zero bytes of padding.
+const mediaSampleKeySize = 20
+
+// MediaSampleMax is how many sample destinations a MediaSink holds.
+const MediaSampleMax = 1024
+
+// MediaSink counts and drops RTP on its way to viewers, so a benchmark's
+// client side pays nothing for media except to a few sample viewers, while
+// ICE (STUN), DTLS, RTCP and anything that is not UDP pass untouched. It
+// loads two programs over one set of maps: a tcx egress program for the
+// server's interface (a NIC with UDP segmentation offload: a GSO skb counts
+// as all its segments) and an XDP program for the client's (a NIC without
+// it: the sender segments, and each frame is counted here).
+//
+// A MediaSink is attached at one place at a time, through AttachTC or
+// AttachXDP; a second attachment fails. Both programs share the counters
+// and the sample set, so one sink on both paths would count every passed
+// packet twice: a bench that wants both uses two MediaSinks.
+type MediaSink struct {
+	mu       sync.Mutex
+	counters *ebpf.Map // per-CPU array of mediaSlots {packets, bytes}
+	samples  *ebpf.Map // hash: sample key -> 1
+	tc, xdp  *ebpf.Program
+	l        link.Link
+}
+
+// MediaCounts are totals over every CPU since the sink was loaded.
+// Packets are packets on the wire: a GSO skb seen by the tc program counts
+// as its gso_segs segments. Bytes are UDP payload bytes, that is the
+// packet's length from the Ethernet header on minus the Ethernet, IP and UDP
+// headers, which for a GSO skb (one set of headers) is the payload of all
+// its segments; for an RTP packet that is the RTP header, payload and SRTP
+// tag, everything after the UDP header.
+type MediaCounts struct {
+	Packets      uint64 // RTP to non-sample destinations: dropped
+	Bytes        uint64 // their UDP payload bytes
+	Sampled      uint64 // RTP to sample destinations: passed
+	SampledBytes uint64 // their UDP payload bytes
+	Other        uint64 // packets passed that are not RTP, NotUDP included
+	NotUDP       uint64 // the part of Other that is not IPv4/IPv6 UDP (ARP, ND, ICMP, fragments, IPv6 extension headers)
+}
+
+// mediaKind selects what differs between the tc and XDP programs.
+type mediaKind struct {
+	load       asm.BuiltinFunc // bpf_skb_load_bytes or bpf_xdp_load_bytes: same arguments
+	pass, drop int32
+	tc         bool // skb: length and gso_segs from __sk_buff
+}
+
+var (
+	mediaTC  = mediaKind{load: asm.FnSkbLoadBytes, pass: tcActOK, drop: tcActShot, tc: true}
+	mediaXDP = mediaKind{load: asm.FnXdpLoadBytes, pass: xdpPass, drop: xdpDrop}
+)
+
+// NewMediaSink creates the maps and loads both programs. It needs CAP_BPF
+// (root); the tc program needs tcx (Linux 6.6) only when attached.
+func NewMediaSink() (*MediaSink, error) {
+	s := &MediaSink{}
+	var err error
+	s.counters, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "spw_ms_counts",
+		Type:       ebpf.PerCPUArray,
+		KeySize:    4,
+		ValueSize:  16,
+		MaxEntries: mediaSlots,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bpf: media sink: create per-CPU array map (needs root or CAP_BPF): %w", err)
+	}
+	s.samples, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "spw_ms_samples",
+		Type:       ebpf.Hash,
+		KeySize:    mediaSampleKeySize,
+		ValueSize:  4,
+		MaxEntries: MediaSampleMax,
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bpf: media sink: create sample hash map: %w", err)
+	}
+	s.tc, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "spw_ms_tc",
+		Type:         ebpf.SchedCLS,
+		License:      "Dual MIT/GPL",
+		Instructions: mediaProgram(mediaTC, s.counters.FD(), s.samples.FD()),
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bpf: media sink: load tc program: %w", err)
+	}
+	s.xdp, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name:         "spw_ms_xdp",
+		Type:         ebpf.XDP,
+		License:      "Dual MIT/GPL",
+		Instructions: mediaProgram(mediaXDP, s.counters.FD(), s.samples.FD()),
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bpf: media sink: load XDP program (bpf_xdp_load_bytes, Linux 5.18): %w", err)
+	}
+	return s, nil
+}
+
+// Stack layout of the program (offsets from the frame pointer).
+const (
+	fpEther = -8   // 2 bytes: ethertype
+	fpHdr   = -16  // u64: bytes of Ethernet, IP and UDP headers (0 until known)
+	fpBytes = -24  // u64: bytes to add to the slot
+	fpSlot  = -32  // u32: counter slot, the counter map's key
+	fpKey   = -56  // 20 bytes: sample key (address 16, port 2, pad 2)
+	fpIP    = -96  // 40 bytes: IPv4 header (20 of them) or IPv6 header
+	fpUDP   = -112 // 10 bytes: UDP header and the first two payload bytes
+)
+
+// mediaProgram classifies a frame by RFC 7983's first payload byte and
+// RFC 5761's RTCP rule, counts it and decides: RTP (first byte 128-191,
+// second byte not 192-223) to a destination outside the sample set is
+// dropped, everything else passes. Reads go through the load-bytes helper,
+// which also reaches payload in a GSO skb's page fragments. Registers kept
+// across calls: R6 ctx, R7 verdict, R8 slot, R9 packets. Header constants
+// are compared as read on a little-endian host, as in counterProgram.
+func mediaProgram(k mediaKind, countersFD, samplesFD int) asm.Instructions {
+	// load copies n bytes at the packet offset in R2 to the stack at fp,
+	// and goes to "count" when the packet is too short.
+	load := func(fp int16, n int32) asm.Instructions {
+		return asm.Instructions{
+			asm.Mov.Reg(asm.R1, asm.R6),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, int32(fp)),
+			asm.Mov.Imm(asm.R4, n),
+			k.load.Call(),
+			asm.JNE.Imm(asm.R0, 0, "count"),
+		}
+	}
+	var p asm.Instructions
+	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
+	addAll := func(is asm.Instructions) { p = append(p, is...) }
+
+	add(
+		asm.Mov.Reg(asm.R6, asm.R1),
+		asm.Mov.Imm(asm.R7, k.pass),
+		asm.Mov.Imm(asm.R8, mediaSlotNotUDP),
+		asm.Mov.Imm(asm.R9, 1),
+	)
+	if k.tc {
+		// A GSO skb leaves as gso_segs packets; 0 means not GSO.
+		add(
+			asm.LoadMem(asm.R9, asm.R6, skbGSOSegs, asm.Word),
+			asm.JNE.Imm(asm.R9, 0, "segs"),
+			asm.Mov.Imm(asm.R9, 1),
+		)
+	}
+	add(
+		asm.Mov.Imm(asm.R1, 0).WithSymbol("segs"),
+		asm.StoreMem(asm.RFP, fpHdr, asm.R1, asm.DWord),
+		asm.Mov.Imm(asm.R2, 12),
+	)
+	addAll(load(fpEther, 2))
+	add(
+		asm.LoadMem(asm.R1, asm.RFP, fpEther, asm.Half), // read little-endian
+		asm.JEq.Imm(asm.R1, 0x0008, "ipv4"),             // 0x0800
+		asm.JEq.Imm(asm.R1, 0xdd86, "ipv6"),             // 0x86dd
+		asm.Ja.Label("count"),
+
+		asm.Mov.Imm(asm.R2, 14).WithSymbol("ipv4"),
+	)
+	addAll(load(fpIP, 20))
+	add(
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+9, asm.Byte), // protocol
+		asm.JNE.Imm(asm.R1, 17, "count"),
+		// A fragment (MF set or an offset) may have no UDP header, or
+		// another datagram's: flags and offset & 0x3fff, read little-endian.
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+6, asm.Half),
+		asm.And.Imm(asm.R1, 0xff3f),
+		asm.JNE.Imm(asm.R1, 0, "count"),
+		asm.LoadMem(asm.R1, asm.RFP, fpIP, asm.Byte), // version and IHL
+		asm.And.Imm(asm.R1, 0x0f),
+		asm.LSh.Imm(asm.R1, 2),
+		asm.JLT.Imm(asm.R1, 20, "count"),
+		asm.Add.Imm(asm.R1, 14+8),
+		asm.StoreMem(asm.RFP, fpHdr, asm.R1, asm.DWord),
+		// Key address ::ffff:daddr: zeros, 00 00 ff ff, the address.
+		asm.Mov.Imm(asm.R1, 0),
+		asm.StoreMem(asm.RFP, fpKey, asm.R1, asm.DWord),
+		asm.StoreImm(asm.RFP, fpKey+8, -65536, asm.Word), // bytes 00 00 ff ff on a little-endian host
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+16, asm.Word),
+		asm.StoreMem(asm.RFP, fpKey+12, asm.R1, asm.Word),
+		asm.Ja.Label("udp"),
+
+		asm.Mov.Imm(asm.R2, 14).WithSymbol("ipv6"),
+	)
+	addAll(load(fpIP, 40))
+	add(
+		// UDP right after the fixed header only: extension headers pass.
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+6, asm.Byte), // next header
+		asm.JNE.Imm(asm.R1, 17, "count"),
+		asm.Mov.Imm(asm.R1, 14+40+8),
+		asm.StoreMem(asm.RFP, fpHdr, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+24, asm.DWord), // daddr
+		asm.StoreMem(asm.RFP, fpKey, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.RFP, fpIP+32, asm.DWord),
+		asm.StoreMem(asm.RFP, fpKey+8, asm.R1, asm.DWord),
+
+		asm.Mov.Imm(asm.R8, mediaSlotOther).WithSymbol("udp"),
+		asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.DWord),
+		asm.Add.Imm(asm.R2, -8),
+	)
+	addAll(load(fpUDP, 10)) // fewer than two payload bytes: not RTP
+	add(
+		asm.LoadMem(asm.R1, asm.RFP, fpUDP+8, asm.Byte),
+		asm.JLT.Imm(asm.R1, 128, "count"),
+		asm.JGT.Imm(asm.R1, 191, "count"),
+		asm.LoadMem(asm.R1, asm.RFP, fpUDP+9, asm.Byte),
+		asm.JLT.Imm(asm.R1, 192, "rtp"),
+		asm.JLE.Imm(asm.R1, 223, "count"), // RTCP
+
+		asm.LoadMem(asm.R1, asm.RFP, fpUDP+2, asm.Half).WithSymbol("rtp"), // dest port, as is
+		asm.StoreMem(asm.RFP, fpKey+16, asm.R1, asm.Half),
+		asm.StoreImm(asm.RFP, fpKey+18, 0, asm.Half),
+		asm.LoadMapPtr(asm.R1, samplesFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpKey),
+		asm.FnMapLookupElem.Call(),
+		asm.Mov.Imm(asm.R8, mediaSlotRTP),
+		asm.Mov.Imm(asm.R7, k.drop),
+		asm.JEq.Imm(asm.R0, 0, "count"),
+		asm.Mov.Imm(asm.R8, mediaSlotSampled),
+		asm.Mov.Imm(asm.R7, k.pass),
+	)
+
+	// count: bytes = length - headers (the whole length when not UDP).
+	if k.tc {
+		add(asm.LoadMem(asm.R1, asm.R6, skbLen, asm.Word).WithSymbol("count"))
+	} else {
+		add(
+			asm.Mov.Reg(asm.R1, asm.R6).WithSymbol("count"),
+			asm.FnXdpGetBuffLen.Call(),
+			asm.Mov.Reg(asm.R1, asm.R0),
+		)
+	}
+	add(
+		asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.DWord),
+		asm.Sub.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.RFP, fpBytes, asm.R1, asm.DWord),
+		asm.StoreMem(asm.RFP, fpSlot, asm.R8, asm.Word),
+		asm.LoadMapPtr(asm.R1, countersFD),
+		asm.Mov.Reg(asm.R2, asm.RFP),
+		asm.Add.Imm(asm.R2, fpSlot),
+		asm.FnMapLookupElem.Call(),
+		asm.JEq.Imm(asm.R0, 0, "out"),
+		asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R9),
+		asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+		asm.LoadMem(asm.R1, asm.R0, 8, asm.DWord),
+		asm.LoadMem(asm.R2, asm.RFP, fpBytes, asm.DWord),
+		asm.Add.Reg(asm.R1, asm.R2),
+		asm.StoreMem(asm.R0, 8, asm.R1, asm.DWord),
+		asm.Mov.Reg(asm.R0, asm.R7).WithSymbol("out"),
+		asm.Return(),
+	)
+	return p
+}
+
+// AttachTC attaches the tc program to the egress of interface ifname in
+// network namespace netns (a name under /run/netns or a path; "" is the
+// caller's own) through a tcx link (Linux 6.6).
+func (s *MediaSink) AttachTC(netns, ifname string) error {
+	return s.attach("tc egress", netns, ifname, func(ifindex int) (link.Link, error) {
+		return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: s.tc, Attach: ebpf.AttachTCXEgress})
+	})
+}
+
+// AttachXDP attaches the XDP program in native (driver) mode, which a veth
+// needs to see frames before the stack does, to interface ifname in network
+// namespace netns ("" is the caller's own).
+func (s *MediaSink) AttachXDP(netns, ifname string) error {
+	return s.attach("XDP", netns, ifname, func(ifindex int) (link.Link, error) {
+		return link.AttachXDP(link.XDPOptions{Program: s.xdp, Interface: ifindex, Flags: link.XDPDriverMode})
+	})
+}
+
+func (s *MediaSink) attach(what, netns, ifname string, attach func(ifindex int) (link.Link, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counters == nil {
+		return errors.New("bpf: media sink closed")
+	}
+	if s.l != nil {
+		return fmt.Errorf("bpf: media sink: attach %s to %s: already attached (one place per MediaSink)", what, ifname)
+	}
+	in := func() error {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return fmt.Errorf("bpf: media sink: interface %s in netns %q: %w", ifname, netns, err)
+		}
+		l, err := attach(ifi.Index)
+		if err != nil {
+			return fmt.Errorf("bpf: media sink: attach %s to %s in netns %q: %w", what, ifname, netns, err)
+		}
+		s.l = l
+		return nil
+	}
+	if netns == "" {
+		return in()
+	}
+	if err := RunInNetns(netns, in); err != nil {
+		return fmt.Errorf("bpf: media sink: attach %s to %s: %w", what, ifname, err)
+	}
+	return nil
+}
+
+// mediaSampleKey is the sample map's key for dst.
+func mediaSampleKey(dst netip.AddrPort) ([mediaSampleKeySize]byte, error) {
+	var k [mediaSampleKeySize]byte
+	if !dst.Addr().IsValid() {
+		return k, fmt.Errorf("bpf: media sink: invalid sample address %v", dst)
+	}
+	a := dst.Addr().As16() // IPv4 in its v4-mapped form, as the program builds it
+	copy(k[:16], a[:])
+	k[16], k[17] = byte(dst.Port()>>8), byte(dst.Port())
+	return k, nil
+}
+
+// AddSample adds dst (address and UDP port) to the sample set: RTP to it
+// passes and counts as Sampled. An IPv4 address and its v4-mapped IPv6
+// form are the same destination. It takes effect at once.
+func (s *MediaSink) AddSample(dst netip.AddrPort) error {
+	k, err := mediaSampleKey(dst)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.samples == nil {
+		return errors.New("bpf: media sink closed")
+	}
+	if err := s.samples.Put(k, uint32(1)); err != nil {
+		return fmt.Errorf("bpf: media sink: add sample %v (at most %d): %w", dst, MediaSampleMax, err)
+	}
+	return nil
+}
+
+// RemoveSample removes dst from the sample set; RTP to it is dropped again
+// from the next packet on. Removing a destination that is not in the set
+// fails with an error wrapping ebpf.ErrKeyNotExist.
+func (s *MediaSink) RemoveSample(dst netip.AddrPort) error {
+	k, err := mediaSampleKey(dst)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.samples == nil {
+		return errors.New("bpf: media sink closed")
+	}
+	if err := s.samples.Delete(k); err != nil {
+		return fmt.Errorf("bpf: media sink: remove sample %v: %w", dst, err)
+	}
+	return nil
+}
+
+// Counts sums the counters over every CPU.
+func (s *MediaSink) Counts() (MediaCounts, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cs MediaCounts
+	if s.counters == nil {
+		return cs, errors.New("bpf: media sink closed")
+	}
+	var sum [mediaSlots]counterValue
+	var vals []counterValue
+	for slot := range sum {
+		if err := s.counters.Lookup(uint32(slot), &vals); err != nil {
+			return cs, fmt.Errorf("bpf: media sink: read counter slot %d: %w", slot, err)
+		}
+		for _, v := range vals {
+			sum[slot].Packets += v.Packets
+			sum[slot].Bytes += v.Bytes
+		}
+	}
+	cs.Packets, cs.Bytes = sum[mediaSlotRTP].Packets, sum[mediaSlotRTP].Bytes
+	cs.Sampled, cs.SampledBytes = sum[mediaSlotSampled].Packets, sum[mediaSlotSampled].Bytes
+	cs.NotUDP = sum[mediaSlotNotUDP].Packets
+	cs.Other = sum[mediaSlotOther].Packets + cs.NotUDP
+	return cs, nil
+}
+
+// Close detaches the program (closing its link), unloads both programs and
+// frees the maps. Idempotent.
+func (s *MediaSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	if s.l != nil {
+		errs = append(errs, s.l.Close())
+		s.l = nil
+	}
+	for _, p := range []**ebpf.Program{&s.tc, &s.xdp} {
+		if *p != nil {
+			errs = append(errs, (*p).Close())
+			*p = nil
+		}
+	}
+	for _, m := range []**ebpf.Map{&s.counters, &s.samples} {
+		if *m != nil {
+			errs = append(errs, (*m).Close())
+			*m = nil
+		}
+	}
+	return errors.Join(errs...)
+}

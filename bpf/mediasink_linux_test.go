@@ -1,0 +1,643 @@
+//go:build linux
+
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// udpFrame builds an Ethernet frame with an IPv4 (with ipOpts words of
+// options) or IPv6 header and a UDP header to dst, then payload.
+func udpFrame(dst netip.AddrPort, ipOpts int, payload []byte) []byte {
+	var b []byte
+	udpLen := 8 + len(payload)
+	if dst.Addr().Is4() {
+		ihl := 20 + 4*ipOpts
+		b = make([]byte, 14+ihl, 14+ihl+udpLen)
+		binary.BigEndian.PutUint16(b[12:], 0x0800)
+		ip := b[14:]
+		ip[0] = 0x40 | byte(ihl/4)
+		binary.BigEndian.PutUint16(ip[2:], uint16(ihl+udpLen))
+		ip[8], ip[9] = 64, 17
+		copy(ip[12:], []byte{198, 18, 3, 1})
+		a := dst.Addr().As4()
+		copy(ip[16:], a[:])
+	} else {
+		b = make([]byte, 14+40, 14+40+udpLen)
+		binary.BigEndian.PutUint16(b[12:], 0x86dd)
+		ip := b[14:]
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], uint16(udpLen))
+		ip[6], ip[7] = 17, 64
+		copy(ip[8:], netip.MustParseAddr("2001:db8::1").AsSlice())
+		a := dst.Addr().As16()
+		copy(ip[24:], a[:])
+	}
+	udp := make([]byte, 8)
+	binary.BigEndian.PutUint16(udp[0:], 40000)
+	binary.BigEndian.PutUint16(udp[2:], dst.Port())
+	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen))
+	return append(append(b, udp...), payload...)
+}
+
+// with returns a copy of b with b[i] = v.
+func with(b []byte, i int, v byte) []byte {
+	c := append([]byte(nil), b...)
+	c[i] = v
+	return c
+}
+
+// payload returns n bytes starting with b0, b1 (an RTP, RTCP, STUN or DTLS
+// look-alike, by RFC 7983's first byte).
+func payload(n int, b0, b1 byte) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i)
+	}
+	if n > 0 {
+		p[0] = b0
+	}
+	if n > 1 {
+		p[1] = b1
+	}
+	return p
+}
+
+// skbCtx is an __sk_buff for BPF_PROG_TEST_RUN with only gso_segs set.
+func skbCtx(gsoSegs uint32) []byte {
+	ctx := make([]byte, 192)
+	binary.NativeEndian.PutUint32(ctx[skbGSOSegs:], gsoSegs)
+	return ctx
+}
+
+var (
+	testSample4 = netip.MustParseAddrPort("198.18.3.2:5006")
+	testSample6 = netip.MustParseAddrPort("[2001:db8::2]:5006")
+	testViewer4 = netip.MustParseAddrPort("198.18.3.2:5004")
+	testViewer6 = netip.MustParseAddrPort("[2001:db8::2]:5004")
+)
+
+// Both programs' decisions and counters through BPF_PROG_TEST_RUN: RTP by
+// the first two payload bytes, sample destinations by address and port,
+// everything that is not RTP passed, GSO segments counted (tc).
+func TestMediaSinkClassify(t *testing.T) {
+	requireRoot(t)
+	leakCheck(t)
+	s, err := NewMediaSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, dst := range []netip.AddrPort{testSample4, testSample6} {
+		if err := s.AddSample(dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rtp := payload(1200, 0x80, 96)
+	arp := make([]byte, 42)
+	binary.BigEndian.PutUint16(arp[12:], 0x0806)
+	v4 := udpFrame(testViewer4, 0, rtp)
+	v6 := udpFrame(testViewer6, 0, rtp)
+	tests := []struct {
+		name    string
+		in      []byte
+		slot    int
+		gsoSegs uint32 // tc only: the skb's gso_segs
+	}{
+		{"ipv4 rtp", v4, mediaSlotRTP, 0},
+		{"ipv6 rtp", v6, mediaSlotRTP, 0},
+		{"ipv4 rtp gso 6 segments", v4, mediaSlotRTP, 6},
+		{"ipv6 rtp gso 1 segment", v6, mediaSlotRTP, 1},
+		{"ipv4 rtp to sample", udpFrame(testSample4, 0, rtp), mediaSlotSampled, 0},
+		{"ipv6 rtp to sample", udpFrame(testSample6, 0, rtp), mediaSlotSampled, 0},
+		{"ipv4 rtp gso to sample", udpFrame(testSample4, 0, rtp), mediaSlotSampled, 3},
+		{"ipv4 options rtp to sample", udpFrame(testSample4, 2, rtp), mediaSlotSampled, 0},
+		{"ipv4 options rtp", udpFrame(testViewer4, 1, rtp), mediaSlotRTP, 0},
+		{"sample port other address", udpFrame(netip.MustParseAddrPort("198.18.3.9:5006"), 0, rtp), mediaSlotRTP, 0},
+		{"sample address other port", udpFrame(netip.MustParseAddrPort("198.18.3.2:5007"), 0, rtp), mediaSlotRTP, 0},
+		{"sample port ipv6 other address", udpFrame(netip.MustParseAddrPort("[2001:db8::3]:5006"), 0, rtp), mediaSlotRTP, 0},
+		{"first byte 128", udpFrame(testViewer4, 0, payload(100, 128, 0)), mediaSlotRTP, 0},
+		{"first byte 191", udpFrame(testViewer4, 0, payload(100, 191, 0)), mediaSlotRTP, 0},
+		{"first byte 127", udpFrame(testViewer4, 0, payload(100, 127, 96)), mediaSlotOther, 0},
+		{"first byte 192", udpFrame(testViewer4, 0, payload(100, 192, 96)), mediaSlotOther, 0},
+		{"second byte 191 (marker, PT 63)", udpFrame(testViewer6, 0, payload(100, 0x80, 191)), mediaSlotRTP, 0},
+		{"second byte 224 (marker, PT 96)", udpFrame(testViewer6, 0, payload(100, 0x80, 224)), mediaSlotRTP, 0},
+		{"second byte 255", udpFrame(testViewer6, 0, payload(100, 0x80, 255)), mediaSlotRTP, 0},
+		{"rtcp 192", udpFrame(testViewer6, 0, payload(100, 0x80, 192)), mediaSlotOther, 0},
+		{"rtcp sr 200", udpFrame(testViewer4, 0, payload(28, 0x80, 200)), mediaSlotOther, 0},
+		{"rtcp 223", udpFrame(testViewer4, 0, payload(28, 0x81, 223)), mediaSlotOther, 0},
+		{"rtcp to sample", udpFrame(testSample4, 0, payload(28, 0x80, 201)), mediaSlotOther, 0},
+		{"stun", udpFrame(testViewer4, 0, payload(20, 0x00, 0x01)), mediaSlotOther, 0},
+		{"stun first byte 3", udpFrame(testViewer6, 0, payload(20, 0x03, 0x01)), mediaSlotOther, 0},
+		{"dtls", udpFrame(testViewer4, 0, payload(60, 22, 0xfe)), mediaSlotOther, 0},
+		{"dtls to sample", udpFrame(testSample6, 0, payload(60, 22, 0xfe)), mediaSlotOther, 0},
+		{"one payload byte", udpFrame(testViewer4, 0, payload(1, 0x80, 0)), mediaSlotOther, 0},
+		{"empty udp", udpFrame(testViewer6, 0, nil), mediaSlotOther, 0},
+		{"ipv4 tcp", with(v4, 14+9, 6), mediaSlotNotUDP, 0},
+		{"ipv6 icmp", with(v6, 14+6, 58), mediaSlotNotUDP, 0},
+		{"ipv6 hop-by-hop", with(v6, 14+6, 0), mediaSlotNotUDP, 0},
+		{"ipv4 more fragments", with(v4, 14+6, 0x20), mediaSlotNotUDP, 0},
+		{"ipv4 fragment offset", with(v4, 14+7, 0x01), mediaSlotNotUDP, 0},
+		{"ipv4 fragment high offset bits", with(v4, 14+6, 0x1f), mediaSlotNotUDP, 0},
+		{"ipv4 don't fragment", with(v4, 14+6, 0x40), mediaSlotRTP, 0},
+		{"ipv4 bad ihl", with(v4, 14, 0x44), mediaSlotNotUDP, 0},
+		{"arp", arp, mediaSlotNotUDP, 0},
+		{"ethernet header only", v4[:14], mediaSlotNotUDP, 0},
+		{"ipv4 truncated", v4[:14+19], mediaSlotNotUDP, 0},
+		{"ipv6 truncated", v6[:14+39], mediaSlotNotUDP, 0},
+	}
+	// BPF_PROG_TEST_RUN refuses an skb whose IP header is cut short.
+	truncated := map[string]bool{"ethernet header only": true, "ipv4 truncated": true, "ipv6 truncated": true}
+	for _, kind := range []struct {
+		name       string
+		prog       *ebpf.Program
+		pass, drop uint32
+	}{
+		{"tc", s.tc, tcActOK, tcActShot},
+		{"xdp", s.xdp, xdpPass, xdpDrop},
+	} {
+		for _, tt := range tests {
+			if kind.name == "tc" && truncated[tt.name] {
+				continue
+			}
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				before, err := s.Counts()
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts := &ebpf.RunOptions{Data: tt.in}
+				segs := uint64(1)
+				if kind.name == "tc" && tt.gsoSegs != 0 {
+					opts.Context = skbCtx(tt.gsoSegs)
+					segs = uint64(tt.gsoSegs)
+				}
+				action, err := kind.prog.Run(opts)
+				if err != nil {
+					t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+				}
+				want, wantAction := before, kind.pass
+				var bytes uint64 // UDP payload
+				if tt.slot == mediaSlotRTP || tt.slot == mediaSlotSampled {
+					bytes = uint64(len(tt.in) - 14 - 8 - 40)
+					if tt.in[14]>>4 == 4 {
+						bytes = uint64(len(tt.in) - 14 - 8 - int(tt.in[14]&0xf)*4)
+					}
+				}
+				switch tt.slot {
+				case mediaSlotRTP:
+					want.Packets += segs
+					want.Bytes += bytes
+					wantAction = kind.drop
+				case mediaSlotSampled:
+					want.Sampled += segs
+					want.SampledBytes += bytes
+				case mediaSlotOther:
+					want.Other += segs
+				case mediaSlotNotUDP:
+					want.Other += segs
+					want.NotUDP += segs
+				}
+				if action != wantAction {
+					t.Errorf("action %d, want %d", action, wantAction)
+				}
+				after, err := s.Counts()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if after != want {
+					t.Errorf("counts %+v, want %+v", after, want)
+				}
+			})
+		}
+	}
+}
+
+// AddSample and RemoveSample: an IPv4 address and its v4-mapped form are
+// one key; removing an absent key and an invalid address fail.
+func TestMediaSinkSampleKeys(t *testing.T) {
+	requireRoot(t)
+	leakCheck(t)
+	s, err := NewMediaSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(testSample4.Addr().As16()), testSample4.Port())
+	if err := s.AddSample(mapped); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveSample(testSample4); err != nil {
+		t.Fatalf("remove v4 form of a v4-mapped sample: %v", err)
+	}
+	if err := s.RemoveSample(testSample4); !errors.Is(err, ebpf.ErrKeyNotExist) {
+		t.Fatalf("removing an absent sample: %v, want ErrKeyNotExist", err)
+	}
+	if err := s.AddSample(netip.AddrPort{}); err == nil {
+		t.Fatal("AddSample of an invalid address succeeded")
+	}
+}
+
+// mediaNet is a pair of namespaces joined by a veth: a (the server, tx) and
+// b (the viewers, rx), named after this process.
+type mediaNet struct {
+	tx, rx     string
+	txIf, rxIf string
+	tx4, rx4   netip.Addr
+	tx6, rx6   netip.Addr
+}
+
+const mediaNetnsPrefix = "spw-ms-"
+
+// removeStaleMediaNetns deletes namespaces of test processes that died
+// before their cleanup ran.
+func removeStaleMediaNetns(t *testing.T) {
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), mediaNetnsPrefix)
+		if !ok {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+			continue
+		}
+		if err := ip("netns", "del", e.Name()); err != nil {
+			t.Logf("stale netns %s: %v", e.Name(), err)
+		}
+	}
+}
+
+func newMediaNet(t *testing.T) *mediaNet {
+	t.Helper()
+	removeStaleMediaNetns(t)
+	pid := os.Getpid()
+	n := &mediaNet{
+		tx: fmt.Sprintf("%s%d-a", mediaNetnsPrefix, pid), rx: fmt.Sprintf("%s%d-b", mediaNetnsPrefix, pid),
+		txIf: fmt.Sprintf("spwms%da", pid), rxIf: fmt.Sprintf("spwms%db", pid),
+		// Benchmarking and documentation prefixes in namespaces of their
+		// own: nothing here can reach or shadow a real network.
+		tx4: netip.MustParseAddr("198.18.3.1"), rx4: testViewer4.Addr(),
+		tx6: netip.MustParseAddr("2001:db8::1"), rx6: testViewer6.Addr(),
+	}
+	t.Cleanup(func() {
+		for _, ns := range []string{n.tx, n.rx} {
+			if err := ip("netns", "del", ns); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+	})
+	cmds := [][]string{
+		{"netns", "add", n.tx},
+		{"netns", "add", n.rx},
+		{"link", "add", n.txIf, "netns", n.tx, "type", "veth", "peer", "name", n.rxIf, "netns", n.rx},
+		{"-n", n.tx, "link", "set", "lo", "up"},
+		{"-n", n.rx, "link", "set", "lo", "up"},
+		{"-n", n.tx, "addr", "add", n.tx4.String() + "/24", "dev", n.txIf},
+		{"-n", n.rx, "addr", "add", n.rx4.String() + "/24", "dev", n.rxIf},
+		{"-n", n.tx, "addr", "add", n.tx6.String() + "/64", "dev", n.txIf, "nodad"},
+		{"-n", n.rx, "addr", "add", n.rx6.String() + "/64", "dev", n.rxIf, "nodad"},
+		{"-n", n.tx, "link", "set", n.txIf, "up"},
+		{"-n", n.rx, "link", "set", n.rxIf, "up"},
+	}
+	for _, c := range cmds {
+		if err := ip(c...); err != nil {
+			t.Fatalf("network namespaces unavailable: %v", err)
+		}
+	}
+	return n
+}
+
+// sendGSO sends b as one UDP GSO datagram of seg-byte segments.
+func sendGSO(t *testing.T, c *net.UDPConn, dst netip.AddrPort, b []byte, seg int) {
+	t.Helper()
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], uint16(seg))
+	if _, _, err := c.WriteMsgUDPAddrPort(b, oob, dst); err != nil {
+		t.Fatalf("send UDP GSO datagram (UDP_SEGMENT, Linux 4.18): %v", err)
+	}
+}
+
+func send(t *testing.T, c *net.UDPConn, dst netip.AddrPort, b []byte) {
+	t.Helper()
+	if _, err := c.WriteToUDPAddrPort(b, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gsoRTP is 5 segments of seg bytes and a short last one, each an RTP
+// look-alike, as the data plane packs a frame.
+func gsoRTP(seg, last int) []byte {
+	var b []byte
+	for range 5 {
+		b = append(b, payload(seg, 0x80, 96)...)
+	}
+	return append(b, payload(last, 0x80, 0xe0)...)
+}
+
+// kinds counts the datagrams a socket receives until none arrives for
+// wait, by RFC 7983 kind.
+func kinds(t *testing.T, c *net.UDPConn, wait time.Duration) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	buf := make([]byte, 2048)
+	for {
+		c.SetReadDeadline(time.Now().Add(wait))
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if os.IsTimeout(err) {
+				return got
+			}
+			t.Fatal(err)
+		}
+		switch b := buf[:n]; {
+		case b[0] <= 3:
+			got["stun"]++
+		case b[0] >= 20 && b[0] <= 63:
+			got["dtls"]++
+		case b[0] >= 128 && b[0] <= 191 && b[1] >= 192 && b[1] <= 223:
+			got["rtcp"]++
+		case b[0] >= 128 && b[0] <= 191:
+			got["rtp"]++
+		default:
+			got["?"]++
+		}
+	}
+}
+
+// waitMedia reads the counters until they pass want's Packets, Sampled
+// and UDP Other, or 3 s go by, then once more after anything extra would
+// have shown.
+func waitMedia(t *testing.T, s *MediaSink, want MediaCounts) MediaCounts {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		cs, err := s.Counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (cs.Packets >= want.Packets && cs.Sampled >= want.Sampled &&
+			cs.Other-cs.NotUDP >= want.Other-want.NotUDP) || time.Now().After(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			if cs, err = s.Counts(); err != nil {
+				t.Fatal(err)
+			}
+			return cs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkMedia compares everything but non-UDP packets (ARP, ND), which the
+// kernel sends when it likes.
+func checkMedia(t *testing.T, got, want MediaCounts) {
+	t.Helper()
+	got.Other -= got.NotUDP
+	want.Other -= want.NotUDP
+	got.NotUDP, want.NotUDP = 0, 0
+	if got != want {
+		t.Fatalf("counts %+v, want %+v (Other without NotUDP)", got, want)
+	}
+}
+
+func equalKinds(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// mediaRound sends a viewer and a sample viewer of one family what a
+// server sends (RTP, a GSO run of RTP, STUN, DTLS, RTCP) and checks what
+// arrived and what was counted.
+func mediaRound(t *testing.T, s *MediaSink, n *mediaNet, src, dst netip.Addr) {
+	viewerAddr, sampleAddr := netip.AddrPortFrom(dst, 5004), netip.AddrPortFrom(dst, 5006)
+	viewer := listenIn(t, n.rx, viewerAddr)
+	sample := listenIn(t, n.rx, sampleAddr)
+	sender := listenIn(t, n.tx, netip.AddrPortFrom(src, 0))
+	if err := s.AddSample(sampleAddr); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := s.RemoveSample(sampleAddr); err != nil {
+			t.Error(err)
+		}
+	}()
+	// Resolve the neighbour first, so nothing waits in its queue.
+	send(t, sender, viewerAddr, payload(20, 0, 1))
+	if got := kinds(t, viewer, time.Second); got["stun"] != 1 {
+		t.Fatalf("warm-up STUN: received %v", got)
+	}
+
+	before, err := s.Counts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rtpSize, seg, last = 1200, 1000, 300
+	gso := gsoRTP(seg, last)
+	for i := range 10 {
+		send(t, sender, viewerAddr, payload(rtpSize, 0x80, byte(96+128*(i%2)))) // marker on odd ones
+	}
+	sendGSO(t, sender, viewerAddr, gso, seg)
+	send(t, sender, viewerAddr, payload(20, 0x00, 0x01)) // STUN binding request
+	send(t, sender, viewerAddr, payload(90, 22, 0xfe))   // DTLS
+	send(t, sender, viewerAddr, payload(28, 0x80, 200))  // RTCP SR
+	for range 4 {
+		send(t, sender, sampleAddr, payload(rtpSize, 0x80, 96))
+	}
+	sendGSO(t, sender, sampleAddr, gso, seg)
+	send(t, sender, sampleAddr, payload(28, 0x80, 200))
+
+	want := before
+	want.Packets += 10 + 6
+	want.Bytes += 10*rtpSize + uint64(len(gso))
+	want.Sampled += 4 + 6
+	want.SampledBytes += 4*rtpSize + uint64(len(gso))
+	want.Other += 4
+	checkMedia(t, waitMedia(t, s, want), want)
+
+	if got, want := kinds(t, viewer, 200*time.Millisecond), map[string]int{"stun": 1, "dtls": 1, "rtcp": 1}; !equalKinds(got, want) {
+		t.Errorf("viewer received %v, want %v", got, want)
+	}
+	if got, want := kinds(t, sample, 200*time.Millisecond), map[string]int{"rtp": 4 + 6, "rtcp": 1}; !equalKinds(got, want) {
+		t.Errorf("sample viewer received %v, want %v", got, want)
+	}
+}
+
+// liveSamples changes the sample set while packets flow: the next RTP
+// follows it, and the key is the address and port, not the port alone.
+func liveSamples(t *testing.T, s *MediaSink, n *mediaNet) {
+	v4, s4 := netip.AddrPortFrom(n.rx4, 5004), netip.AddrPortFrom(n.rx4, 5006)
+	s6 := netip.AddrPortFrom(n.rx6, 5006)
+	viewer4 := listenIn(t, n.rx, v4)
+	sample4 := listenIn(t, n.rx, s4)
+	sample6 := listenIn(t, n.rx, s6)
+	send4 := listenIn(t, n.tx, netip.AddrPortFrom(n.tx4, 0))
+	send6 := listenIn(t, n.tx, netip.AddrPortFrom(n.tx6, 0))
+	rtp := payload(500, 0x80, 96)
+
+	step := func(name string, c *net.UDPConn, to netip.AddrPort, rx *net.UDPConn, arrives bool) {
+		t.Helper()
+		before, err := s.Counts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, c, to, rtp)
+		want := before
+		if arrives {
+			want.Sampled++
+			want.SampledBytes += uint64(len(rtp))
+		} else {
+			want.Packets++
+			want.Bytes += uint64(len(rtp))
+		}
+		checkMedia(t, waitMedia(t, s, want), want)
+		wantRTP := 0
+		if arrives {
+			wantRTP = 1
+		}
+		if got := kinds(t, rx, 100*time.Millisecond); got["rtp"] != wantRTP || len(got) > wantRTP {
+			t.Fatalf("%s: received %v, want %d RTP", name, got, wantRTP)
+		}
+	}
+	if err := s.AddSample(s4); err != nil {
+		t.Fatal(err)
+	}
+	step("v4 sample", send4, s4, sample4, true)
+	step("same port, IPv6 address", send6, s6, sample6, false)
+	if err := s.RemoveSample(s4); err != nil {
+		t.Fatal(err)
+	}
+	step("removed sample", send4, s4, sample4, false)
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(n.rx4.As16()), 5004)
+	if err := s.AddSample(mapped); err != nil {
+		t.Fatal(err)
+	}
+	step("added as v4-mapped", send4, v4, viewer4, true)
+	if err := s.RemoveSample(v4); err != nil {
+		t.Fatal(err)
+	}
+	step("removed as v4", send4, v4, viewer4, false)
+}
+
+// Over a real veth, in both places: tc egress on the server's end (GSO
+// skbs counted as their segments) and XDP on the viewers' end (the server
+// segments). Viewers' sockets receive STUN, DTLS and RTCP but no RTP unless
+// they are samples; the counters match exactly; after Close RTP flows.
+func TestMediaSinkVeth(t *testing.T) {
+	requireRoot(t)
+	for _, mode := range []string{"tc", "xdp"} {
+		t.Run(mode, func(t *testing.T) {
+			n := newMediaNet(t)
+			leakCheck(t)
+			s, err := NewMediaSink()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			attach := func() error { return s.AttachTC(n.tx, n.txIf) }
+			if mode == "xdp" {
+				attach = func() error { return s.AttachXDP(n.rx, n.rxIf) }
+			}
+			if err := attach(); err != nil {
+				t.Fatal(err)
+			}
+			if err := attach(); err == nil {
+				t.Fatal("second attach succeeded")
+			}
+			t.Run("ipv4", func(t *testing.T) { mediaRound(t, s, n, n.tx4, n.rx4) })
+			t.Run("ipv6", func(t *testing.T) { mediaRound(t, s, n, n.tx6, n.rx6) })
+			t.Run("live samples", func(t *testing.T) { liveSamples(t, s, n) })
+			if t.Failed() {
+				return
+			}
+
+			viewer := listenIn(t, n.rx, testViewer6)
+			sender := listenIn(t, n.tx, netip.AddrPortFrom(n.tx6, 0))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Counts(); err == nil {
+				t.Fatal("Counts after Close succeeded")
+			}
+			if mode == "xdp" && xdpAttached(t, n.rx, n.rxIf) {
+				t.Fatal("XDP program still attached after Close")
+			}
+			sendGSO(t, sender, testViewer6, gsoRTP(1000, 300), 1000)
+			if got := kinds(t, viewer, time.Second); got["rtp"] != 6 {
+				t.Fatalf("after Close the viewer received %v, want 6 RTP", got)
+			}
+		})
+	}
+}
+
+// Attach names what is missing: the namespace or the interface. A failed
+// attach leaves the sink usable; a closed sink refuses everything.
+func TestMediaSinkAttachErrors(t *testing.T) {
+	requireRoot(t)
+	n := newMediaNet(t)
+	leakCheck(t)
+	s, err := NewMediaSink()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	noNetns := fmt.Sprintf("%s%d-missing", mediaNetnsPrefix, os.Getpid())
+	err = s.AttachTC(noNetns, n.txIf)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/run/netns/"+noNetns) {
+		t.Errorf("missing netns: %v, want ErrNotExist naming /run/netns/%s", err, noNetns)
+	}
+	err = s.AttachXDP(noNetns, n.rxIf)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing netns (XDP): %v, want ErrNotExist", err)
+	}
+	for _, attach := range []func(string, string) error{s.AttachTC, s.AttachXDP} {
+		for _, ns := range []string{n.tx, ""} {
+			err = attach(ns, "spwmsnosuch0")
+			if err == nil || !strings.Contains(err.Error(), "spwmsnosuch0") || !strings.Contains(err.Error(), "no such network interface") {
+				t.Errorf("missing interface in netns %q: %v", ns, err)
+			}
+		}
+	}
+	if err := s.AttachXDP(n.rx, n.rxIf); err != nil {
+		t.Fatalf("attach after failed attaches: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := s.AttachTC(n.tx, n.txIf); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("attach after Close: %v", err)
+	}
+	if err := s.AddSample(testSample4); err == nil {
+		t.Error("AddSample after Close succeeded")
+	}
+}
