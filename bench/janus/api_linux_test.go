@@ -18,11 +18,12 @@ import (
 	"time"
 )
 
-// apiClient speaks just enough of the Janus HTTP API for the tests.
+// apiClient speaks just enough of the Janus HTTP API for the tests and
+// the viewer process; fatalf ends either.
 type apiClient struct {
-	t    *testing.T
-	hc   *http.Client
-	base string
+	fatalf func(format string, args ...any)
+	hc     *http.Client
+	base   string
 }
 
 // reply is the union of the Janus API answers the tests read.
@@ -46,81 +47,76 @@ type reply struct {
 }
 
 func (a *apiClient) do(ctx context.Context, method, path string, body map[string]any) reply {
-	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		body["transaction"] = fmt.Sprintf("t%d", rand.Uint64())
 		b, err := json.Marshal(body)
 		if err != nil {
-			a.t.Fatal(err)
+			a.fatalf("%v", err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
 	if err != nil {
-		a.t.Fatal(err)
+		a.fatalf("%v", err)
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, path, err)
+		a.fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		a.t.Fatal(err)
+		a.fatalf("%v", err)
 	}
 	var r reply
 	if err := json.Unmarshal(raw, &r); err != nil {
-		a.t.Fatalf("%s %s: %v: %s", method, path, err, raw)
+		a.fatalf("%s %s: %v: %s", method, path, err, raw)
 	}
 	if r.Janus == "error" || r.Error != nil {
-		a.t.Fatalf("%s %s: error %s", method, path, raw)
+		a.fatalf("%s %s: error %s", method, path, raw)
 	}
 	return r
 }
 
 // session creates a session and attaches the Streaming plugin.
 func (a *apiClient) session(ctx context.Context) (session, handle uint64) {
-	a.t.Helper()
 	r := a.do(ctx, http.MethodPost, "", map[string]any{"janus": "create"})
 	if r.Janus != "success" || r.Data.ID == 0 {
-		a.t.Fatalf("create: %+v", r)
+		a.fatalf("create: %+v", r)
 	}
 	session = r.Data.ID
 	r = a.do(ctx, http.MethodPost, fmt.Sprintf("/%d", session), map[string]any{"janus": "attach", "plugin": "janus.plugin.streaming"})
 	if r.Janus != "success" || r.Data.ID == 0 {
-		a.t.Fatalf("attach: %+v", r)
+		a.fatalf("attach: %+v", r)
 	}
 	return session, r.Data.ID
 }
 
 // request sends a synchronous Streaming request and decodes its answer.
 func (a *apiClient) request(ctx context.Context, session, handle uint64, body map[string]any, out any) {
-	a.t.Helper()
 	r := a.do(ctx, http.MethodPost, fmt.Sprintf("/%d/%d", session, handle), map[string]any{"janus": "message", "body": body})
 	if r.Janus != "success" || r.PluginData.Plugin != "janus.plugin.streaming" {
-		a.t.Fatalf("%v: %+v", body, r)
+		a.fatalf("%v: %+v", body, r)
 	}
 	if err := json.Unmarshal(r.PluginData.Data, out); err != nil {
-		a.t.Fatalf("%v: %v: %s", body, err, r.PluginData.Data)
+		a.fatalf("%v: %v: %s", body, err, r.PluginData.Data)
 	}
 }
 
 // event long-polls the session until an event that carries a JSEP arrives.
 func (a *apiClient) jsepEvent(ctx context.Context, session uint64) reply {
-	a.t.Helper()
 	for ctx.Err() == nil {
 		r := a.do(ctx, http.MethodGet, fmt.Sprintf("/%d?maxev=1", session), nil)
 		if r.JSEP != nil {
 			return r
 		}
 	}
-	a.t.Fatalf("no JSEP event: %v", ctx.Err())
+	a.fatalf("no JSEP event: %v", ctx.Err())
 	return reply{}
 }
 
 func (a *apiClient) destroy(ctx context.Context, session uint64) {
-	a.t.Helper()
 	a.do(ctx, http.MethodPost, fmt.Sprintf("/%d", session), map[string]any{"janus": "destroy"})
 }
 

@@ -14,10 +14,14 @@
 //     names, so WriteConfig lists the installed folders and names every
 //     other library.
 //   - the DTLS-SRTP profiles are compiled in, not configured: built with
-//     AES-GCM (HAVE_SRTP_AESGCM) Janus offers AEAD_AES_256_GCM,
-//     AEAD_AES_128_GCM, AES128_CM_SHA1_80, AES128_CM_SHA1_32 in that order of
-//     preference; as DTLS server (its offers say actpass, viewers answer
-//     active) it picks the first of those the viewer offers.
+//     AES-GCM (HAVE_SRTP_AESGCM, as Debian's is) Janus lists AEAD_AES_256_GCM,
+//     AEAD_AES_128_GCM, AES128_CM_SHA1_80, AES128_CM_SHA1_32 in that order;
+//     as DTLS server (its offers say actpass, viewers answer active) it
+//     picks the first of its list the viewer offers, whatever the viewer's
+//     order (TestViewerSRTPProfiles). A viewer that offers AES-256-GCM gets
+//     it; to compare like with like, offer only the profile under test.
+//   - with full_trickle false Janus sends its candidates inside the offer
+//     (half-trickle, a=end-of-candidates) and accepts trickled ones.
 package janus
 
 import (

@@ -165,7 +165,7 @@ func TestStartLoopback(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	api := &apiClient{t: t, hc: p.Client(), base: p.URL()}
+	api := &apiClient{fatalf: t.Fatalf, hc: p.Client(), base: p.URL()}
 	session, handle := api.session(ctx)
 	defer api.destroy(ctx, session)
 
@@ -244,10 +244,10 @@ func waitLog(p *Process, s string) bool {
 // netnsPair makes two namespaces joined by a veth (server side srvIP/24,
 // client side cliIP/24), and removes them when the test ends. Nothing is
 // made in the caller's namespace.
-func netnsPair(t *testing.T, srvIP, cliIP string) (srv, cli string) {
+func netnsPair(t *testing.T, tag, srvIP, cliIP string) (srv, cli string) {
 	t.Helper()
-	srv = fmt.Sprintf("spwjs%d", os.Getpid())
-	cli = fmt.Sprintf("spwjc%d", os.Getpid())
+	srv = fmt.Sprintf("spwj-%d-%s-srv", os.Getpid(), tag)
+	cli = fmt.Sprintf("spwj-%d-%s-cli", os.Getpid(), tag)
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
@@ -280,7 +280,7 @@ func TestStartNetns(t *testing.T) {
 	paths := needJanus(t)
 	leakCheck(t)
 	const srvIP, cliIP = "198.18.77.1", "198.18.77.2"
-	srv, _ := netnsPair(t, srvIP, cliIP)
+	srv, _ := netnsPair(t, "sdp", srvIP, cliIP)
 	c := Config{
 		Interface:     "spjs0",
 		HTTPIP:        srvIP,
@@ -310,7 +310,7 @@ func TestStartNetns(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	api := &apiClient{t: t, hc: p.Client(), base: p.URL()}
+	api := &apiClient{fatalf: t.Fatalf, hc: p.Client(), base: p.URL()}
 	session, handle := api.session(ctx)
 	defer api.destroy(ctx, session)
 	r := api.do(ctx, "POST", fmt.Sprintf("/%d/%d", session, handle),

@@ -164,7 +164,8 @@ func Start(ctx context.Context, c Config, opt StartOptions) (*Process, error) {
 	if opt.Netns != "" {
 		p.tr.DialContext = netnsDialer(opt.Netns)
 	}
-	p.hc = &http.Client{Transport: p.tr, Timeout: 10 * time.Second}
+	// No client timeout: a long poll legitimately waits up to 30 s; callers bound requests with contexts.
+	p.hc = &http.Client{Transport: p.tr}
 
 	timeout := opt.ReadyTimeout
 	if timeout == 0 {
