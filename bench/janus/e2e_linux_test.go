@@ -350,8 +350,8 @@ func TestStartNetns(t *testing.T) {
 		candidateRE.FindAllString(sdp, -1), strings.Contains(sdp, "a=end-of-candidates"), regexp.MustCompile(`a=ice-options:\S+`).FindString(sdp))
 }
 
-// TestStartFailsClearly: a port already taken makes Janus exit at start,
-// and Start says so with Janus's own words.
+// TestStartFailsClearly: a missing binary is named, and a port already
+// taken makes Janus exit at start, which Start reports in Janus's words.
 func TestStartFailsClearly(t *testing.T) {
 	paths := needJanus(t)
 	leakCheck(t)
@@ -371,6 +371,9 @@ func TestStartFailsClearly(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if _, err := Start(ctx, c, StartOptions{Binary: "/nonexistent/janus"}); err == nil || !strings.Contains(err.Error(), "/nonexistent/janus") {
+		t.Errorf("Start with a missing binary: %v", err)
+	}
 	p, err := Start(ctx, c, StartOptions{Binary: paths.Binary, ReadyTimeout: 5 * time.Second})
 	if err == nil {
 		p.Stop()

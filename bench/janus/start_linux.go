@@ -114,7 +114,7 @@ func Start(ctx context.Context, c Config, opt StartOptions) (*Process, error) {
 	if opt.Netns != "" {
 		args = append([]string{"ip", "netns", "exec", opt.Netns}, args...)
 	}
-	for _, tool := range []string{args[0], "taskset", "ip"} {
+	for _, tool := range []string{bin, "taskset", "ip"} {
 		if tool == "taskset" && len(opt.CPUs) == 0 || tool == "ip" && opt.Netns == "" {
 			continue
 		}
