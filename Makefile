@@ -4,7 +4,7 @@ GO      ?= go
 GOFLAGS ?=
 BIN     := bin/spillway
 
-.PHONY: all build run test test-deps test-go test-scale lint bench clip clean bench-dataplane
+.PHONY: all build run test test-deps test-go test-scale lint bench bench-full bench-go clip clean bench-dataplane
 
 all: build
 
@@ -36,7 +36,21 @@ lint:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# Janus (0 and 1 helper threads) and Spillway (queue and socket mode), each
+# pinned to one server core, against viewers joining through the Janus API
+# in network namespaces: the most viewers of a 2 Mbit/s stream each holds,
+# with a tc and an XDP sink, a QoE sample, CSV and plots in bin/bench (root;
+# installs Janus when missing; docs/benchmarks.md). BENCH_ARGS go to the
+# command.
 bench:
+	GO=$(GO) ./scripts/bench.sh $(BENCH_ARGS)
+
+# The paper-style sweep: bitrates from 0.5 to 8 Mbit/s, finer steps.
+bench-full:
+	GO=$(GO) ./scripts/bench.sh -rates 0.5,1,2,4,8 -resolution 0.03 -window 5s $(BENCH_ARGS)
+
+# Go micro-benchmarks of the data plane (ns/op, allocs/op).
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./dataplane/...
 
 # One data-plane worker on one core, 1000 synthetic viewers, against the

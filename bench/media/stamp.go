@@ -52,3 +52,10 @@ func ParseStamp(payload []byte, video bool) (Stamp, bool) {
 		Counter: binary.BigEndian.Uint32(b[12:]),
 	}, true
 }
+
+// SentAt is the send time (unix nanoseconds) of a stamped payload, in the
+// form the load generator's samples take (loadgen.StampFunc).
+func SentAt(payload []byte, video bool) (int64, bool) {
+	s, ok := ParseStamp(payload, video)
+	return s.SentAt, ok
+}

@@ -1,0 +1,125 @@
+package experiment
+
+import (
+	"encoding/csv"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Row is one line of the summary: a target's capacity with one sink at one
+// rate, its ratio to Janus, and its QoE sample.
+type Row struct {
+	Target  string
+	Sink    string
+	Rate    float64
+	Best    Point // at capacity; zero when nothing passed
+	Failing int
+	XJanus  float64 // Best.Viewers over the better Janus's with the same sink and rate
+	QoE     Point   // only on the sink the QoE sample was taken with
+	Err     error
+}
+
+// Summarize turns results into rows, in target order, with ratios to the
+// better of the Janus targets at the same sink and rate.
+func Summarize(rs []Result, sinks []string) []Row {
+	var rows []Row
+	for _, r := range rs {
+		for _, s := range sinks {
+			c, ok := r.ByS[s]
+			row := Row{Target: r.Target, Sink: s, Rate: r.Rate, Err: r.Err}
+			if ok {
+				row.Best, row.Failing = c.Best, c.Failing
+			}
+			if r.QoE.Sink == s {
+				row.QoE = r.QoE
+			}
+			rows = append(rows, row)
+		}
+	}
+	for i := range rows {
+		best := 0
+		for _, o := range rows {
+			if strings.HasPrefix(o.Target, "janus") && o.Sink == rows[i].Sink && o.Rate == rows[i].Rate {
+				best = max(best, o.Best.Viewers)
+			}
+		}
+		if best > 0 {
+			rows[i].XJanus = float64(rows[i].Best.Viewers) / float64(best)
+		}
+	}
+	return rows
+}
+
+// Markdown writes the summary table.
+func Markdown(w io.Writer, rows []Row, lossLimit float64) {
+	fmt.Fprintf(w, "| server | sink | Mbit/s | viewers | Gbit/s | Mpps | server CPU | x Janus | first failing | QoE viewers | QoE loss | p50 | p99 | jitter |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rows {
+		if r.Err != nil && r.Best.Viewers == 0 {
+			fmt.Fprintf(w, "| %s | %s | %g | failed: %s | | | | | | | | | | |\n", r.Target, r.Sink, r.Rate, oneLine(r.Err.Error()))
+			continue
+		}
+		failing := "–"
+		if r.Failing > 0 {
+			failing = strconv.Itoa(r.Failing)
+		}
+		x := "–"
+		if r.XJanus > 0 {
+			x = fmt.Sprintf("%.2f", r.XJanus)
+		}
+		q := "| – | – | – | – | –"
+		if r.QoE.Viewers > 0 {
+			q = fmt.Sprintf("| %d | %.3f%% | %s | %s | %.1f ms", r.QoE.Viewers, 100*max(r.QoE.Loss, r.QoE.SampleLoss), ms(r.QoE.P50), ms(r.QoE.P99), r.QoE.JitterMs)
+		}
+		fmt.Fprintf(w, "| %s | %s | %g | %d | %.2f | %.3f | %.0f%% | %s | %s %s |\n",
+			r.Target, r.Sink, r.Rate, r.Best.Viewers, r.Best.Gbps, r.Best.Mpps, 100*r.Best.CPU, x, failing, q)
+	}
+	_ = lossLimit
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return strings.ReplaceAll(s, "|", "/")
+}
+
+var csvHeader = []string{"target", "sink", "mbit_s", "kind", "viewers", "up", "loss", "sample_loss", "mpps", "gbit_s",
+	"cpu", "softirq", "proc_cpu", "rss_bytes", "p50_ms", "p99_ms", "jitter_ms", "latency_packets", "source_late", "window_s", "pass"}
+
+// WriteCSV writes every measured point, search steps and QoE samples.
+func WriteCSV(w io.Writer, rs []Result) error {
+	cw := csv.NewWriter(w)
+	cw.Write(csvHeader)
+	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
+	put := func(p Point, kind string) {
+		cw.Write([]string{p.Target, p.Sink, f(p.Rate), kind, strconv.Itoa(p.Viewers), strconv.Itoa(p.Up), f(p.Loss), f(p.SampleLoss),
+			f(p.Mpps), f(p.Gbps), f(p.CPU), f(p.Softirq), f(p.ProcCPU), strconv.FormatInt(p.RSS, 10),
+			f(float64(p.P50) / 1e6), f(float64(p.P99) / 1e6), f(p.JitterMs), strconv.FormatUint(p.LatPackets, 10),
+			strconv.FormatUint(p.SourceLate, 10), f(p.WindowSecs), strconv.FormatBool(p.Pass)})
+	}
+	for _, r := range rs {
+		sinks := make([]string, 0, len(r.ByS))
+		for s := range r.ByS {
+			sinks = append(sinks, s)
+		}
+		slices.Sort(sinks)
+		for _, s := range sinks {
+			for _, p := range r.ByS[s].Points {
+				put(p, "step")
+			}
+		}
+		if r.QoE.Viewers > 0 {
+			put(r.QoE, "qoe")
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}

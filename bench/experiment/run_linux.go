@@ -1,0 +1,464 @@
+//go:build linux
+
+package experiment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/spillway-rtc/spillway/affinity"
+	"github.com/spillway-rtc/spillway/bench/janus"
+	"github.com/spillway-rtc/spillway/bench/loadgen"
+	"github.com/spillway-rtc/spillway/bench/media"
+	"github.com/spillway-rtc/spillway/bench/sysstat"
+	"github.com/spillway-rtc/spillway/bpf"
+)
+
+// Targets the runner knows.
+const (
+	JanusT0        = "janus-t0" // Janus, the mountpoint relaying on its own thread
+	JanusT1        = "janus-t1" // Janus, one helper thread
+	SpillwayQueue  = "spillway-queue"
+	SpillwaySocket = "spillway-socket"
+)
+
+// AllTargets in the order they run and print.
+var AllTargets = []string{JanusT0, JanusT1, SpillwayQueue, SpillwaySocket}
+
+// Options is one run of the experiment. The runner itself runs in the
+// client namespace; servers run in ServerNetns.
+type Options struct {
+	ServerNetns string
+	ServerIf    string // the server's veth, where the tc sink goes
+	ClientIf    string // the client's veth, where the XDP sink goes
+	ServerIP    netip.Addr
+	ClientIP    netip.Addr
+	ServerCPUs  []int // the server process and all its threads
+	Targets     []string
+	Sinks       []string  // tc, xdp: searched in the order xdp, tc on one set of viewers
+	Rates       []float64 // Mbit/s; a full search per rate
+	Search      SearchConfig
+	Samples     int
+	Settle      time.Duration
+	Window      time.Duration
+	QoEWindow   time.Duration
+	Profile     dtls.SRTPProtectionProfile // the one SRTP profile the viewers offer
+	SpillwayBin string
+	WorkDir     string
+	ServerLog   io.Writer // servers' output; nil: kept only for errors
+	Logger      *slog.Logger
+	Logf        func(format string, args ...any) // progress lines
+}
+
+// Result is one target's outcome at one rate.
+type Result struct {
+	Target string
+	Rate   float64
+	ByS    map[string]Capacity // by sink
+	QoE    Point               // at half the tc capacity (or the first sink's)
+	Err    error               // the target could not be measured
+}
+
+// Run measures every target at every rate.
+func Run(ctx context.Context, o Options) ([]Result, error) {
+	if len(o.Targets) == 0 || len(o.Rates) == 0 || len(o.Sinks) == 0 {
+		return nil, errors.New("experiment: nothing to run")
+	}
+	var out []Result
+	for _, rate := range o.Rates {
+		for _, t := range o.Targets {
+			r := Result{Target: t, Rate: rate, ByS: map[string]Capacity{}}
+			err := runTarget(ctx, o, &r)
+			if err != nil {
+				if ctx.Err() != nil {
+					return out, ctx.Err()
+				}
+				o.Logf("%s at %g Mbit/s: %v", t, rate, err)
+				r.Err = err
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// target is one server under test, started.
+type target struct {
+	name   string
+	pid    int
+	url    string
+	mp     uint64
+	video  netip.AddrPort
+	audio  netip.AddrPort
+	stop   func() error
+	exited func() (bool, error)
+}
+
+const (
+	httpPort   = 8088
+	mediaPort  = 10000
+	videoPort  = 5004
+	audioPort  = 5002
+	mountpoint = 1
+)
+
+func startTarget(ctx context.Context, o Options, name string) (*target, error) {
+	t := &target{name: name, mp: mountpoint,
+		url:   fmt.Sprintf("http://%s/janus", netip.AddrPortFrom(o.ServerIP, httpPort)),
+		video: netip.AddrPortFrom(o.ServerIP, videoPort), audio: netip.AddrPortFrom(o.ServerIP, audioPort)}
+	dir, err := os.MkdirTemp(o.WorkDir, name+"-")
+	if err != nil {
+		return nil, err
+	}
+	switch name {
+	case SpillwayQueue, SpillwaySocket:
+		p, err := StartSpillway(ctx, SpillwayConfig{
+			Bin: o.SpillwayBin, Dir: dir, Netns: o.ServerNetns, CPUs: o.ServerCPUs, IP: o.ServerIP,
+			HTTPPort: httpPort, MediaPort: mediaPort, VideoPort: videoPort, AudioPort: audioPort,
+			Mode: strings.TrimPrefix(name, "spillway-"), Mountpoint: mountpoint, Log: o.ServerLog,
+		})
+		if err != nil {
+			return nil, err
+		}
+		t.pid, t.stop, t.exited = p.pid(), p.stop, p.exited
+	case JanusT0, JanusT1:
+		threads := 0
+		if name == JanusT1 {
+			threads = 1
+		}
+		cpus := affinity.CPUSet(o.ServerCPUs)
+		p, err := janus.Start(ctx, janus.Config{
+			EventLoops: 1, Interface: o.ServerIP.String(), HTTPIP: o.ServerIP.String(), HTTPPort: httpPort,
+			MountpointID: mountpoint, RTPIP: o.ServerIP.String(), VideoPort: videoPort, AudioPort: audioPort,
+			HelperThreads: threads, SessionTimeout: 120 * time.Second,
+		}, janus.StartOptions{Dir: dir, Netns: o.ServerNetns, CPUs: cpus, Log: o.ServerLog})
+		if err != nil {
+			return nil, err
+		}
+		t.pid, t.stop = p.PID(), p.Stop
+		t.exited = func() (bool, error) {
+			select {
+			case <-p.Done():
+				return true, p.Wait()
+			default:
+				return false, nil
+			}
+		}
+	default:
+		return nil, fmt.Errorf("unknown target %q (want one of %s)", name, strings.Join(AllTargets, ", "))
+	}
+	return t, nil
+}
+
+// runTarget starts one server, its source and the viewers, searches its
+// capacity with each sink, and samples QoE at half of it.
+func runTarget(ctx context.Context, o Options, r *Result) error {
+	t, err := startTarget(ctx, o, r.Target)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := t.stop(); err != nil {
+			o.Logf("%s: stop: %v", t.name, err)
+		}
+	}()
+	src, err := media.NewSource(media.SourceConfig{
+		Local: netip.AddrPortFrom(o.ClientIP, 0), Video: t.video, Audio: t.audio,
+		VideoModel: media.DefaultVideoModel(int(r.Rate * 1e6)),
+		RealTime:   10, // SCHED_FIFO: the source keeps time on a saturated client core
+		Logger:     o.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	sctx, stopSrc := context.WithCancel(ctx)
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- src.Run(sctx) }()
+	defer func() { stopSrc(); <-srcDone }()
+
+	load, err := loadgen.New(loadgen.Config{
+		URL: t.url, Mountpoint: t.mp, LocalIP: o.ClientIP, Profiles: []dtls.SRTPProtectionProfile{o.Profile},
+		Stamp: media.SentAt, Logger: o.Logger, PerSession: 100, Concurrency: 16,
+	})
+	if err != nil {
+		return err
+	}
+	defer load.Close()
+	m := &measurer{o: o, t: t, src: src, load: load, rate: r.Rate}
+	defer m.closeSink()
+
+	// Fewer viewers fit with the XDP sink (the server's core also pays the
+	// segmentation and the veth), so it is searched first and the tc
+	// search starts from there with the same viewers.
+	start := o.Search.Start
+	for _, sink := range orderSinks(o.Sinks) {
+		if err := m.useSink(sink); err != nil {
+			return err
+		}
+		sc := o.Search
+		sc.Start = max(start, sc.Start)
+		c, err := Search(ctx, m, sc, o.Logf)
+		r.ByS[sink] = c
+		if err != nil {
+			return err
+		}
+		if c.Best.Viewers > 0 {
+			start = c.Best.Viewers
+		}
+	}
+	// QoE at half the capacity of the last sink searched (tc when both).
+	last := orderSinks(o.Sinks)[len(o.Sinks)-1]
+	if half := r.ByS[last].Best.Viewers / 2; half > 0 {
+		w := m.window
+		m.window = o.QoEWindow
+		p, err := m.Measure(ctx, half)
+		m.window = w
+		if err != nil {
+			return err
+		}
+		p.Pass = p.Loss < o.Search.LossLimit
+		p.Description = "qoe"
+		r.QoE = p
+		o.Logf("%-22s %5d viewers (half capacity): loss %.3f%% (samples %.3f%%), latency p50 %v p99 %v, jitter %.2f ms",
+			p.Label(), p.Viewers, 100*p.Loss, 100*p.SampleLoss, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.JitterMs)
+	}
+	if gone, err := t.exited(); gone {
+		return fmt.Errorf("the server exited during the run: %v", err)
+	}
+	return nil
+}
+
+func orderSinks(s []string) []string {
+	var out []string
+	for _, want := range []string{"xdp", "tc"} {
+		for _, x := range s {
+			if x == want {
+				out = append(out, x)
+			}
+		}
+	}
+	return out
+}
+
+// measurer is the Stepper of one target: it sets the number of viewers
+// and measures a window through the sink in use.
+type measurer struct {
+	o      Options
+	t      *target
+	src    *media.Source
+	load   *loadgen.Load
+	rate   float64
+	sink   *bpf.MediaSink
+	name   string
+	window time.Duration
+}
+
+func (m *measurer) useSink(name string) error {
+	m.closeSink()
+	s, err := bpf.NewMediaSink()
+	if err != nil {
+		return err
+	}
+	switch name {
+	case "tc":
+		err = s.AttachTC(m.o.ServerNetns, m.o.ServerIf)
+	case "xdp":
+		err = s.AttachXDP("", m.o.ClientIf)
+	default:
+		err = fmt.Errorf("unknown sink %q (tc, xdp)", name)
+	}
+	if err != nil {
+		s.Close()
+		return err
+	}
+	for _, a := range m.load.SampleAddrs() {
+		if err := s.AddSample(a); err != nil {
+			s.Close()
+			return err
+		}
+	}
+	m.sink, m.name = s, name
+	if m.window == 0 {
+		m.window = m.o.Window
+	}
+	return nil
+}
+
+func (m *measurer) closeSink() {
+	if m.sink != nil {
+		m.sink.Close()
+		m.sink = nil
+	}
+}
+
+type snapshot struct {
+	at      time.Time
+	src     media.Counters
+	sink    bpf.MediaCounts
+	cpu     sysstat.CPUs
+	proc    float64
+	samples []loadgen.Sample
+}
+
+func (m *measurer) snap() (snapshot, error) {
+	s := snapshot{at: time.Now(), src: m.src.Counters()}
+	var err error
+	if s.sink, err = m.sink.Counts(); err != nil {
+		return s, err
+	}
+	if s.cpu, err = sysstat.ReadCPUs(); err != nil {
+		return s, err
+	}
+	s.proc, _ = sysstat.ProcessCPU(m.t.pid)
+	s.samples = m.load.Samples()
+	return s, nil
+}
+
+// Measure sets the load to n viewers, lets it settle, and measures a
+// window.
+func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
+	p := Point{Target: m.t.name, Sink: m.name, Rate: m.rate}
+	if gone, err := m.t.exited(); gone {
+		return p, fmt.Errorf("the server exited: %v", err)
+	}
+	cur := m.load.Viewers()
+	switch {
+	case n > cur:
+		samples := 0
+		if cur == 0 {
+			samples = m.o.Samples
+		}
+		if err := m.load.Add(ctx, n-cur, samples); err != nil {
+			return p, err
+		}
+		if cur == 0 {
+			for _, a := range m.load.SampleAddrs() {
+				if err := m.sink.AddSample(a); err != nil {
+					return p, err
+				}
+			}
+		}
+		// A new viewer gets video from the next keyframe on: wait for one.
+		if err := m.waitKeyframe(ctx); err != nil {
+			return p, err
+		}
+	case n < cur:
+		m.load.Remove(ctx, cur-n)
+	}
+	if !sleepCtx(ctx, m.o.Settle) {
+		return p, ctx.Err()
+	}
+	a, err := m.snap()
+	if err != nil {
+		return p, err
+	}
+	m.load.ResetLatency()
+	if !sleepCtx(ctx, m.window) {
+		return p, ctx.Err()
+	}
+	z, err := m.snap()
+	if err != nil {
+		return p, err
+	}
+	lat := m.load.Latency()
+	p.Viewers, p.Up = m.load.Viewers(), m.load.Up()
+	dt := z.at.Sub(a.at).Seconds()
+	p.WindowSecs = dt
+	srcPkts := float64(z.src.Video.Packets + z.src.Audio.Packets - a.src.Video.Packets - a.src.Audio.Packets)
+	p.Expected = srcPkts * float64(p.Viewers)
+	p.Delivered = float64(z.sink.Packets + z.sink.Sampled - a.sink.Packets - a.sink.Sampled)
+	if p.Expected > 0 {
+		p.Loss = max(0, 1-p.Delivered/p.Expected)
+	}
+	p.Mpps = p.Delivered / dt / 1e6
+	p.Gbps = float64(z.sink.Bytes+z.sink.SampledBytes-a.sink.Bytes-a.sink.SampledBytes) * 8 / dt / 1e9
+	if len(m.o.ServerCPUs) > 0 {
+		p.CPU, p.Softirq, _ = sysstat.Util(a.cpu, z.cpu, m.o.ServerCPUs[0])
+	}
+	p.ProcCPU = (z.proc - a.proc) / dt
+	p.RSS, _ = sysstat.RSS(m.t.pid)
+	p.P50, p.P99, p.LatPackets = lat.P50, lat.P99, lat.Count
+	p.SourceLate = z.src.Late - a.src.Late
+	p.SampleLoss, p.JitterMs = sampleFigures(a.samples, z.samples)
+	return p, nil
+}
+
+// waitKeyframe waits until the source has sent a keyframe, and a little
+// longer for the server to relay it.
+func (m *measurer) waitKeyframe(ctx context.Context) error {
+	k := m.src.Counters().Keyframes
+	for deadline := time.Now().Add(10 * time.Second); m.src.Counters().Keyframes == k; {
+		if time.Now().After(deadline) {
+			return errors.New("the source sent no keyframe in 10 s")
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	if !sleepCtx(ctx, 300*time.Millisecond) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// sampleFigures is the samples' own loss over the window (sequence gaps)
+// and their mean video jitter at its end.
+func sampleFigures(a, z []loadgen.Sample) (loss, jitterMs float64) {
+	before := map[netip.AddrPort]map[uint32]loadgen.StreamStats{}
+	for _, s := range a {
+		m := map[uint32]loadgen.StreamStats{}
+		for _, st := range s.Streams {
+			m[st.SSRC] = st
+		}
+		before[s.Local] = m
+	}
+	var exp, lost float64
+	var jit float64
+	var nj int
+	for _, s := range z {
+		for _, st := range s.Streams {
+			b := before[s.Local][st.SSRC]
+			exp += float64(st.Expected - b.Expected)
+			lost += float64(st.Lost()) - float64(b.Lost())
+			if st.Video {
+				jit += st.JitterMs
+				nj++
+			}
+		}
+	}
+	if exp > 0 {
+		loss = max(0, lost/exp)
+	}
+	if nj > 0 {
+		jitterMs = jit / float64(nj)
+	}
+	return loss, jitterMs
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// WorkDir makes the run's scratch folder.
+func WorkDir(base string) (string, error) {
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(base, "run-")
+}

@@ -1,0 +1,145 @@
+package experiment
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeServer loses packets past its capacity, in proportion.
+type fakeServer struct {
+	capacity int
+	steps    []int
+	fail     error
+}
+
+func (f *fakeServer) Measure(_ context.Context, n int) (Point, error) {
+	f.steps = append(f.steps, n)
+	if f.fail != nil {
+		return Point{}, f.fail
+	}
+	p := Point{Target: "fake", Sink: "tc", Viewers: n, Gbps: float64(min(n, f.capacity)) * 0.002}
+	if n > f.capacity {
+		p.Loss = 1 - float64(f.capacity)/float64(n)
+	}
+	return p, nil
+}
+
+func TestSearchFindsCapacity(t *testing.T) {
+	cfg := SearchConfig{Start: 50, Growth: 1.5, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
+	for _, capacity := range []int{1, 49, 50, 333, 2400, 9000} {
+		f := &fakeServer{capacity: capacity}
+		c, err := Search(context.Background(), f, cfg, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.Best.Viewers
+		// Within the resolution below the true capacity; above it only by
+		// the loss the limit allows.
+		if float64(got) > float64(capacity)/(1-cfg.LossLimit)+1 || float64(capacity-got) > 0.05*float64(capacity)+1 {
+			t.Errorf("capacity %d: found %d (steps %v)", capacity, got, f.steps)
+		}
+		if c.Failing != 0 && c.Failing <= got {
+			t.Errorf("capacity %d: failing %d not above best %d", capacity, c.Failing, got)
+		}
+		if len(c.Points) != len(f.steps) || len(f.steps) > 20 {
+			t.Errorf("capacity %d: %d points, %d steps", capacity, len(c.Points), len(f.steps))
+		}
+	}
+}
+
+func TestSearchStopsAtMaxAndOnError(t *testing.T) {
+	f := &fakeServer{capacity: 1 << 30}
+	c, err := Search(context.Background(), f, SearchConfig{Start: 10, Growth: 2, Max: 100, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}, t.Logf)
+	if err != nil || c.Best.Viewers != 100 || c.Failing != 0 {
+		t.Fatalf("best %d failing %d err %v (steps %v)", c.Best.Viewers, c.Failing, err, f.steps)
+	}
+	boom := errors.New("boom")
+	if _, err := Search(context.Background(), &fakeServer{fail: boom}, SearchConfig{Start: 10, Growth: 2, Max: 100, MaxSteps: 5}, t.Logf); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func sampleResults() []Result {
+	pt := func(target, sink string, n int, gbps float64) Point {
+		return Point{Target: target, Sink: sink, Rate: 2, Viewers: n, Gbps: gbps, Mpps: gbps / 0.01, CPU: 1, Pass: true}
+	}
+	return []Result{
+		{Target: JanusT0, Rate: 2, ByS: map[string]Capacity{
+			"tc":  {Best: pt(JanusT0, "tc", 300, 0.6), Failing: 320, Points: []Point{pt(JanusT0, "tc", 100, 0.2), pt(JanusT0, "tc", 300, 0.6)}},
+			"xdp": {Best: pt(JanusT0, "xdp", 250, 0.5), Failing: 260, Points: []Point{pt(JanusT0, "xdp", 250, 0.5)}}},
+			QoE: pt(JanusT0, "tc", 150, 0.3)},
+		{Target: JanusT1, Rate: 2, ByS: map[string]Capacity{"tc": {Best: pt(JanusT1, "tc", 200, 0.4)}, "xdp": {Best: pt(JanusT1, "xdp", 200, 0.4)}}},
+		{Target: SpillwaySocket, Rate: 2, ByS: map[string]Capacity{
+			"tc":  {Best: pt(SpillwaySocket, "tc", 2400, 4.8), Points: []Point{pt(SpillwaySocket, "tc", 2400, 4.8)}},
+			"xdp": {Best: pt(SpillwaySocket, "xdp", 1000, 2)}}},
+		{Target: SpillwayQueue, Rate: 2, Err: errors.New("spillway: exited\nwith a long log")},
+	}
+}
+
+func TestSummaryTableAndCSV(t *testing.T) {
+	rs := sampleResults()
+	rows := Summarize(rs, []string{"xdp", "tc"})
+	if len(rows) != 8 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	want := map[string]float64{"janus-t0/tc": 1, "janus-t1/tc": 2.0 / 3, "spillway-socket/tc": 8, "spillway-socket/xdp": 4, "spillway-queue/tc": 0}
+	for _, r := range rows {
+		if w, ok := want[r.Target+"/"+r.Sink]; ok && (r.XJanus < w-1e-9 || r.XJanus > w+1e-9) {
+			t.Errorf("%s/%s: x Janus %.3f, want %.3f", r.Target, r.Sink, r.XJanus, w)
+		}
+	}
+	var md bytes.Buffer
+	Markdown(&md, rows, 0.005)
+	lines := strings.Split(strings.TrimSpace(md.String()), "\n")
+	if len(lines) != 2+len(rows) {
+		t.Fatalf("%d lines:\n%s", len(lines), md.String())
+	}
+	cells := strings.Count(lines[0], "|")
+	for _, l := range lines[1:] {
+		if strings.Count(l, "|") != cells {
+			t.Fatalf("ragged row %q", l)
+		}
+	}
+	if !strings.Contains(md.String(), "| spillway-socket | tc | 2 | 2400 | 4.80 |") || !strings.Contains(md.String(), "failed: spillway: exited with") {
+		t.Fatalf("table:\n%s", md.String())
+	}
+	var b bytes.Buffer
+	if err := WriteCSV(&b, rs); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1+5 || len(recs[0]) != len(csvHeader) || recs[len(recs)-1][3] != "step" {
+		t.Fatalf("csv %v", recs)
+	}
+}
+
+func TestPlotsWritePNGs(t *testing.T) {
+	dir := t.TempDir()
+	rs := sampleResults()
+	more := sampleResults()
+	for i := range more {
+		more[i].Rate = 4
+	}
+	files, err := Plots(dir, append(rs, more...), []string{"xdp", "tc"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 3 {
+		t.Fatalf("files %v", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) < 1000 || string(b[1:4]) != "PNG" {
+			t.Fatalf("%s: %d bytes, %v", filepath.Base(f), len(b), err)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+//go:build linux
+
+package experiment
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// SpillwayConfig starts the spillway binary as a bench target.
+type SpillwayConfig struct {
+	Bin        string     // the spillway binary
+	Dir        string     // where its config file goes
+	Netns      string     // network namespace to run it in ("": this one)
+	CPUs       []int      // the process is pinned to these, and its one worker to the first
+	IP         netip.Addr // API, media and RTP address
+	HTTPPort   int
+	MediaPort  int
+	VideoPort  int
+	AudioPort  int
+	Mode       string // dataplane/mode: socket or queue
+	Mountpoint uint64
+	Log        io.Writer
+}
+
+// process is a server under test running as a child process.
+type process struct {
+	cmd  *exec.Cmd
+	done chan error
+	tail *tailBuffer
+}
+
+// StartSpillway writes the configuration and starts Spillway pinned to
+// its CPUs, and returns once its Janus API answers.
+func StartSpillway(ctx context.Context, c SpillwayConfig) (*process, error) {
+	ip := c.IP.String()
+	cfg := map[string]any{
+		"janus": map[string]any{
+			"http": netip.AddrPortFrom(c.IP, uint16(c.HTTPPort)).String(), "ws": netip.AddrPortFrom(c.IP, uint16(c.HTTPPort+100)).String(),
+			"admin_http": "127.0.0.1:7088", "admin_ws": "127.0.0.1:7188", "session_timeout": "120s",
+		},
+		"webrtc":    map[string]any{"port": c.MediaPort, "ips": []string{ip}},
+		"dataplane": map[string]any{"mode": c.Mode, "workers": 1},
+		"affinity":  map[string]any{"cpus": cpuList(c.CPUs[:1])},
+		"streaming": map[string]any{"rtp_host": ip},
+		"mountpoints": []any{map[string]any{
+			"type": "rtp", "id": c.Mountpoint, "name": "bench", "description": "bench source",
+			"media": []any{
+				map[string]any{"type": "video", "mid": "v", "port": c.VideoPort, "pt": 96, "codec": "vp8"},
+				map[string]any{"type": "audio", "mid": "a", "port": c.AudioPort, "pt": 111, "codec": "opus"},
+			},
+		}},
+	}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(c.Dir, "spillway.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return nil, err
+	}
+	p, err := startPinned(c.Netns, c.CPUs, c.Log, c.Bin, "-config", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitAPI(ctx, fmt.Sprintf("http://%s/janus/info", netip.AddrPortFrom(c.IP, uint16(c.HTTPPort)))); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("spillway: %w", err)
+	}
+	return p, nil
+}
+
+// startPinned runs argv in netns (through ip netns exec) pinned to cpus
+// (through taskset), its output to log and kept for errors.
+func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*process, error) {
+	full := append([]string{"taskset", "-c", cpuList(cpus)}, argv...)
+	if netns != "" {
+		full = append([]string{"ip", "netns", "exec", netns}, full...)
+	}
+	p := &process{tail: &tailBuffer{max: 16 << 10}, done: make(chan error, 1)}
+	p.cmd = exec.Command(full[0], full[1:]...)
+	var out io.Writer = p.tail
+	if log != nil {
+		out = io.MultiWriter(log, p.tail)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = out, out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", argv[0], err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	return p, nil
+}
+
+// waitAPI polls url until it answers 200, the process exits, or 20 s pass.
+func (p *process) waitAPI(ctx context.Context, url string) error {
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("exited (%v) before its API answered:\n%s", err, p.tail.String())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer from %s in 20 s:\n%s", url, p.tail.String())
+}
+
+// pid is the server's own PID: with ip netns exec and taskset in front,
+// both exec into the next, so it is the child's.
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+// stop ends the process: SIGTERM, SIGKILL after 5 s.
+func (p *process) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return nil
+	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		err := <-p.done
+		p.done <- err
+		return fmt.Errorf("did not end on SIGTERM in 5 s")
+	}
+}
+
+// exited reports whether the process has ended, and how.
+func (p *process) exited() (bool, error) {
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+func cpuList(cpus []int) string {
+	s := ""
+	for i, c := range cpus {
+		if i > 0 {
+			s += ","
+		}
+		s += strconv.Itoa(c)
+	}
+	return s
+}

@@ -1,0 +1,192 @@
+//go:build linux
+
+// Command spillway-bench reproduces the Janus Streamer experiments on one
+// machine, side by side with Janus: for each server (Janus with 0 and 1
+// helper threads, Spillway in queue and socket mode), pinned to one core,
+// the most viewers of one mountpoint it holds under a loss limit, with a
+// sink that models a NIC with UDP segmentation offload (tc) and one without
+// (XDP), a QoE sample at half its capacity, CSV and plots. It runs inside
+// the client network namespace that scripts/bench.sh makes (make bench);
+// see docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pion/dtls/v3"
+
+	"github.com/spillway-rtc/spillway/bench/experiment"
+	"github.com/spillway-rtc/spillway/bench/janus"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "spillway-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("spillway-bench", flag.ContinueOnError)
+	var o experiment.Options
+	fs.StringVar(&o.ServerNetns, "server-netns", "spwb-srv", "network namespace the servers run in")
+	fs.StringVar(&o.ServerIf, "server-if", "spbs0", "the server's veth (tc sink)")
+	fs.StringVar(&o.ClientIf, "client-if", "spbc0", "this namespace's veth (XDP sink)")
+	serverIP := fs.String("server-ip", "198.18.2.1", "the server's address on the veth")
+	clientIP := fs.String("client-ip", "198.18.2.2", "the viewers' and the source's address")
+	cpus := fs.String("server-cpus", "1", "CPUs the server runs on (the first takes Spillway's one worker)")
+	targets := fs.String("targets", strings.Join(experiment.AllTargets, ","), "servers to measure")
+	sinks := fs.String("sinks", "xdp,tc", "sink models: tc (NIC with UDP segmentation offload), xdp (without)")
+	rates := fs.String("rates", "2", "stream bitrates, Mbit/s (video; Opus audio comes on top)")
+	fs.IntVar(&o.Samples, "samples", 4, "viewers that decrypt and measure loss, jitter and latency")
+	fs.DurationVar(&o.Settle, "settle", time.Second, "wait after changing the viewers (and, after joins, after the next keyframe) before a window")
+	fs.DurationVar(&o.Window, "window", 3*time.Second, "measured window per step")
+	fs.DurationVar(&o.QoEWindow, "qoe-window", 5*time.Second, "window of the QoE sample at half capacity")
+	fs.IntVar(&o.Search.Start, "start", 100, "viewers of the first step")
+	fs.Float64Var(&o.Search.Growth, "growth", 1.6, "step factor while steps pass")
+	fs.IntVar(&o.Search.Max, "max", 6000, "most viewers tried")
+	fs.Float64Var(&o.Search.Resolution, "resolution", 0.05, "stop bisecting when the bracket is this narrow")
+	fs.IntVar(&o.Search.MaxSteps, "max-steps", 16, "most steps per search")
+	fs.Float64Var(&o.Search.LossLimit, "loss", 0.005, "a step passes with loss under this")
+	profile := fs.String("profile", "cm80", "the SRTP profile viewers offer: cm80 (Janus's default) or gcm")
+	fs.StringVar(&o.SpillwayBin, "spillway", "bin/spillway", "the spillway binary")
+	out := fs.String("out", "bin/bench", "where the table, CSV, plots and server logs go")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.ServerIP, err = netip.ParseAddr(*serverIP); err != nil {
+		return fmt.Errorf("-server-ip: %w", err)
+	}
+	if o.ClientIP, err = netip.ParseAddr(*clientIP); err != nil {
+		return fmt.Errorf("-client-ip: %w", err)
+	}
+	for _, c := range split(*cpus) {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 {
+			return fmt.Errorf("-server-cpus: %q", c)
+		}
+		o.ServerCPUs = append(o.ServerCPUs, n)
+	}
+	o.Targets, o.Sinks = split(*targets), split(*sinks)
+	for _, r := range split(*rates) {
+		f, err := strconv.ParseFloat(r, 64)
+		if err != nil || f <= 0 {
+			return fmt.Errorf("-rates: %q", r)
+		}
+		o.Rates = append(o.Rates, f)
+	}
+	switch *profile {
+	case "cm80":
+		o.Profile = dtls.SRTP_AES128_CM_HMAC_SHA1_80
+	case "gcm":
+		o.Profile = dtls.SRTP_AEAD_AES_128_GCM
+	default:
+		return fmt.Errorf("-profile %q: cm80 or gcm", *profile)
+	}
+	if len(o.ServerCPUs) == 0 || len(o.Targets) == 0 || len(o.Sinks) == 0 || len(o.Rates) == 0 {
+		return errors.New("nothing to run: empty -server-cpus, -targets, -sinks or -rates")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, eBPF): run it through make bench")
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	start := time.Now()
+	o.Logf = func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "%6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
+	if err := os.MkdirAll(filepath.Join(*out, "logs"), 0o755); err != nil {
+		return err
+	}
+	if o.WorkDir, err = experiment.WorkDir(filepath.Join(*out, "run")); err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	for _, t := range o.Targets {
+		if strings.HasPrefix(t, "janus") {
+			bin, err := janus.Install(ctx, o.Logger)
+			if err != nil {
+				return err
+			}
+			v, _ := janus.Version(ctx, bin)
+			o.Logf("janus: %s %s", bin, v)
+			break
+		}
+	}
+	logf, err := os.Create(filepath.Join(*out, "logs", "servers.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	o.ServerLog = logf
+
+	results, err := experiment.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	rows := experiment.Summarize(results, o.Sinks)
+	var md strings.Builder
+	fmt.Fprintf(&md, "One server core (CPU %s), %s Mbit/s stream + Opus, SRTP %s, loss limit %.1f%%, %d samples; %s in all\n\n",
+		*cpus, *rates, *profile, 100*o.Search.LossLimit, o.Samples, time.Since(start).Round(time.Second))
+	experiment.Markdown(&md, rows, o.Search.LossLimit)
+	fmt.Print("\n" + md.String())
+	if err := os.WriteFile(filepath.Join(*out, "bench.md"), []byte(md.String()), 0o644); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(*out, "bench.csv"), func(w io.Writer) error { return experiment.WriteCSV(w, results) }); err != nil {
+		return err
+	}
+	files, err := experiment.Plots(*out, results, o.Sinks)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s, %s, %s\n", filepath.Join(*out, "bench.md"), filepath.Join(*out, "bench.csv"), strings.Join(files, ", "))
+	for _, r := range results {
+		if r.Err != nil {
+			return fmt.Errorf("%s: %w", r.Target, r.Err)
+		}
+	}
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func writeFile(path string, f func(io.Writer) error) error {
+	w, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f(w); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
