@@ -250,8 +250,18 @@ func (w *worker) emit(v *Viewer, st *srcState) {
 	if s := v.sock; s != nil && w.off > 0 && (w.off+len(st.idx)*maxOut > w.callEnd || s.room() < len(st.idx)+1) {
 		w.flush()
 	}
+	// Counters are published per source stream the batch had, not for
+	// every stream of the viewer: at a thousand viewers an untouched
+	// stream's counters are a cache miss each.
+	cur := -1
 	for _, i := range st.idx {
 		pk := w.batch[i]
+		if pk.stream != cur {
+			if cur >= 0 {
+				publish(v.bySrc[cur], w.now)
+			}
+			cur = pk.stream
+		}
 		for _, vs := range v.bySrc[pk.stream] {
 			if !vs.enabled || pk.num <= vs.seen {
 				continue
@@ -267,8 +277,14 @@ func (w *worker) emit(v *Viewer, st *srcState) {
 		}
 	}
 	w.endRun()
-	for _, vs := range v.streams {
-		vs.ctr.publish(w.now)
+	if cur >= 0 {
+		publish(v.bySrc[cur], w.now)
+	}
+}
+
+func publish(vss []*vstream, now int64) {
+	for _, vs := range vss {
+		vs.ctr.publish(now)
 	}
 }
 
