@@ -39,15 +39,16 @@ lint:
 # Janus (0 and 1 helper threads) and Spillway (queue and socket mode), each
 # pinned to one server core, against viewers joining through the Janus API
 # in network namespaces: the most viewers of a 2 Mbit/s stream each holds,
-# with a tc and an XDP sink, a QoE sample, CSV and plots in bin/bench (root;
+# with the tc sink, a QoE sample, CSV and plots in bin/bench (root;
 # installs Janus when missing; docs/benchmarks.md). BENCH_ARGS go to the
 # command.
 bench:
 	GO=$(GO) ./scripts/bench.sh $(BENCH_ARGS)
 
-# The paper-style sweep: bitrates from 0.5 to 8 Mbit/s, finer steps.
+# The paper-style sweep: bitrates from 0.5 to 8 Mbit/s, both sinks, finer
+# steps (an hour or more).
 bench-full:
-	GO=$(GO) ./scripts/bench.sh -rates 0.5,1,2,4,8 -resolution 0.03 -window 5s $(BENCH_ARGS)
+	GO=$(GO) ./scripts/bench.sh -rates 0.5,1,2,4,8 -sinks tc,xdp -resolution 0.03 -window 5s $(BENCH_ARGS)
 
 # Go micro-benchmarks of the data plane (ns/op, allocs/op).
 bench-go:

@@ -19,7 +19,7 @@ type Row struct {
 	Best    Point // at capacity; zero when nothing passed
 	Failing int
 	XJanus  float64 // Best.Viewers over the better Janus's with the same sink and rate
-	QoE     Point   // only on the sink the QoE sample was taken with
+	QoE     Point   // at half the capacity, same sink
 	Err     error
 }
 
@@ -34,9 +34,7 @@ func Summarize(rs []Result, sinks []string) []Row {
 			if ok {
 				row.Best, row.Failing = c.Best, c.Failing
 			}
-			if r.QoE.Sink == s {
-				row.QoE = r.QoE
-			}
+			row.QoE = r.QoE[s]
 			rows = append(rows, row)
 		}
 	}
@@ -116,8 +114,10 @@ func WriteCSV(w io.Writer, rs []Result) error {
 				put(p, "step")
 			}
 		}
-		if r.QoE.Viewers > 0 {
-			put(r.QoE, "qoe")
+		for _, s := range sinks {
+			if q := r.QoE[s]; q.Viewers > 0 {
+				put(q, "qoe")
+			}
 		}
 	}
 	cw.Flush()

@@ -44,7 +44,7 @@ type Options struct {
 	ClientIP    netip.Addr
 	ServerCPUs  []int // the server process and all its threads
 	Targets     []string
-	Sinks       []string  // tc, xdp: searched in the order xdp, tc on one set of viewers
+	Sinks       []string  // tc, xdp: a search each, on a fresh server
 	Rates       []float64 // Mbit/s; a full search per rate
 	Search      SearchConfig
 	Samples     int
@@ -64,7 +64,7 @@ type Result struct {
 	Target string
 	Rate   float64
 	ByS    map[string]Capacity // by sink
-	QoE    Point               // at half the tc capacity (or the first sink's)
+	QoE    map[string]Point    // by sink: at half its capacity
 	Err    error               // the target could not be measured
 }
 
@@ -76,8 +76,13 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	var out []Result
 	for _, rate := range o.Rates {
 		for _, t := range o.Targets {
-			r := Result{Target: t, Rate: rate, ByS: map[string]Capacity{}}
-			err := runTarget(ctx, o, &r)
+			r := Result{Target: t, Rate: rate, ByS: map[string]Capacity{}, QoE: map[string]Point{}}
+			var err error
+			for _, sink := range o.Sinks {
+				if err = runTarget(ctx, o, &r, sink); err != nil {
+					break
+				}
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return out, ctx.Err()
@@ -101,6 +106,15 @@ type target struct {
 	audio  netip.AddrPort
 	stop   func() error
 	exited func() (bool, error)
+	gone   <-chan struct{} // closed when the server has exited
+	tail   func() string   // the end of its log
+}
+
+func (t *target) logTail() string {
+	if t.tail == nil {
+		return ""
+	}
+	return oneLine(t.tail())
 }
 
 const (
@@ -129,7 +143,7 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.pid, t.stop, t.exited = p.pid(), p.stop, p.exited
+		t.pid, t.stop, t.exited, t.gone, t.tail = p.pid(), p.stop, p.exited, p.gone, p.tail.String
 	case JanusT0, JanusT1:
 		threads := 0
 		if name == JanusT1 {
@@ -144,7 +158,8 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.pid, t.stop = p.PID(), p.Stop
+		t.pid, t.stop, t.gone = p.PID(), p.Stop, p.Done()
+		t.tail = func() string { return p.LogTail(5) }
 		t.exited = func() (bool, error) {
 			select {
 			case <-p.Done():
@@ -160,8 +175,9 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 }
 
 // runTarget starts one server, its source and the viewers, searches its
-// capacity with each sink, and samples QoE at half of it.
-func runTarget(ctx context.Context, o Options, r *Result) error {
+// capacity with one sink, and samples QoE at half of it. Every sink gets
+// a fresh server: one pushed past its capacity may not recover.
+func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 	t, err := startTarget(ctx, o, r.Target)
 	if err != nil {
 		return err
@@ -193,41 +209,30 @@ func runTarget(ctx context.Context, o Options, r *Result) error {
 		return err
 	}
 	defer load.Close()
-	m := &measurer{o: o, t: t, src: src, load: load, rate: r.Rate}
+	m := &measurer{o: o, t: t, src: src, load: load, rate: r.Rate, window: o.Window}
 	defer m.closeSink()
-
-	// Fewer viewers fit with the XDP sink (the server's core also pays the
-	// segmentation and the veth), so it is searched first and the tc
-	// search starts from there with the same viewers.
-	start := o.Search.Start
-	for _, sink := range orderSinks(o.Sinks) {
-		if err := m.useSink(sink); err != nil {
-			return err
-		}
-		sc := o.Search
-		sc.Start = max(start, sc.Start)
-		c, err := Search(ctx, m, sc, o.Logf)
-		r.ByS[sink] = c
-		if err != nil {
-			return err
-		}
-		if c.Best.Viewers > 0 {
-			start = c.Best.Viewers
-		}
+	if err := m.useSink(sink); err != nil {
+		return err
 	}
-	// QoE at half the capacity of the last sink searched (tc when both).
-	last := orderSinks(o.Sinks)[len(o.Sinks)-1]
-	if half := r.ByS[last].Best.Viewers / 2; half > 0 {
-		w := m.window
+	c, err := Search(ctx, m, o.Search, o.Logf)
+	r.ByS[sink] = c
+	if err != nil {
+		return err
+	}
+	if half := c.Best.Viewers / 2; half > 0 {
+		// Past its capacity a server has queued; let it drain first.
+		load.Remove(ctx, load.Viewers()-half)
+		if !sleepCtx(ctx, 2*time.Second) {
+			return ctx.Err()
+		}
 		m.window = o.QoEWindow
 		p, err := m.Measure(ctx, half)
-		m.window = w
 		if err != nil {
 			return err
 		}
 		p.Pass = p.Loss < o.Search.LossLimit
 		p.Description = "qoe"
-		r.QoE = p
+		r.QoE[sink] = p
 		o.Logf("%-22s %5d viewers (half capacity): loss %.3f%% (samples %.3f%%), latency p50 %v p99 %v, jitter %.2f ms",
 			p.Label(), p.Viewers, 100*p.Loss, 100*p.SampleLoss, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.JitterMs)
 	}
@@ -235,18 +240,6 @@ func runTarget(ctx context.Context, o Options, r *Result) error {
 		return fmt.Errorf("the server exited during the run: %v", err)
 	}
 	return nil
-}
-
-func orderSinks(s []string) []string {
-	var out []string
-	for _, want := range []string{"xdp", "tc"} {
-		for _, x := range s {
-			if x == want {
-				out = append(out, x)
-			}
-		}
-	}
-	return out
 }
 
 // measurer is the Stepper of one target: it sets the number of viewers
@@ -287,9 +280,6 @@ func (m *measurer) useSink(name string) error {
 		}
 	}
 	m.sink, m.name = s, name
-	if m.window == 0 {
-		m.window = m.o.Window
-	}
 	return nil
 }
 
@@ -328,7 +318,7 @@ func (m *measurer) snap() (snapshot, error) {
 func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	p := Point{Target: m.t.name, Sink: m.name, Rate: m.rate}
 	if gone, err := m.t.exited(); gone {
-		return p, fmt.Errorf("the server exited: %v", err)
+		return p, fmt.Errorf("the server exited: %v (%s)", err, m.t.logTail())
 	}
 	cur := m.load.Viewers()
 	switch {
@@ -337,7 +327,22 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 		if cur == 0 {
 			samples = m.o.Samples
 		}
-		if err := m.load.Add(ctx, n-cur, samples); err != nil {
+		// Joins stop when the server dies, rather than each waiting out
+		// its timeout.
+		actx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-m.t.gone:
+				cancel()
+			case <-actx.Done():
+			}
+		}()
+		err := m.load.Add(actx, n-cur, samples)
+		cancel()
+		if gone, werr := m.t.exited(); gone {
+			return p, fmt.Errorf("the server exited: %v (%s)", werr, m.t.logTail())
+		}
+		if err != nil {
 			return p, err
 		}
 		if cur == 0 {
@@ -357,6 +362,9 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	if !sleepCtx(ctx, m.o.Settle) {
 		return p, ctx.Err()
 	}
+	if err := m.syncFrame(ctx); err != nil {
+		return p, err
+	}
 	a, err := m.snap()
 	if err != nil {
 		return p, err
@@ -364,6 +372,9 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	m.load.ResetLatency()
 	if !sleepCtx(ctx, m.window) {
 		return p, ctx.Err()
+	}
+	if err := m.syncFrame(ctx); err != nil {
+		return p, err
 	}
 	z, err := m.snap()
 	if err != nil {
@@ -390,6 +401,40 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	p.SourceLate = z.src.Late - a.src.Late
 	p.SampleLoss, p.JitterMs = sampleFigures(a.samples, z.samples)
 	return p, nil
+}
+
+// syncFrame returns shortly after the source has sent a delta frame that
+// follows three others. Both ends of a window are taken so: a frame's
+// packets are counted as expected as soon as the source sends them, and
+// delivered only once the server has sent them to every viewer, which at
+// a thousand viewers takes a good part of a frame interval; at the same
+// phase of the same kind of frame, what is in flight at the start and at
+// the end of the window is the same, and cancels. A keyframe in flight at
+// one end only would be worth a few percent of loss.
+func (m *measurer) syncFrame(ctx context.Context) error {
+	const phase = 5 * time.Millisecond
+	prev := m.src.Counters()
+	calm := 0 // delta frames seen in a row
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if !sleepCtx(ctx, 500*time.Microsecond) {
+			return ctx.Err()
+		}
+		c := m.src.Counters()
+		switch {
+		case c.Keyframes != prev.Keyframes:
+			calm = 0
+		case c.Frames != prev.Frames:
+			calm++
+			if calm >= 4 {
+				if !sleepCtx(ctx, phase) {
+					return ctx.Err()
+				}
+				return nil
+			}
+		}
+		prev = c
+	}
+	return errors.New("the source sent no frame in 5 s")
 }
 
 // waitKeyframe waits until the source has sent a keyframe, and a little

@@ -52,9 +52,9 @@ type Stepper interface {
 // SearchConfig bounds a capacity search.
 type SearchConfig struct {
 	Start      int     // first step's viewers
-	Growth     float64 // step factor while every step passes
+	Growth     float64 // largest step factor
 	Max        int     // never more viewers than this
-	Resolution float64 // stop when the bracket is this narrow (fraction of the lower end)
+	Resolution float64 // smallest step, as a fraction: near the limit, steps are this fine
 	MaxSteps   int
 	LossLimit  float64 // a step passes with loss under this
 }
@@ -63,15 +63,18 @@ type SearchConfig struct {
 // limit, and every point measured on the way.
 type Capacity struct {
 	Best    Point // the passing point with the most viewers; zero if none passed
-	Failing int   // the fewest viewers that failed; 0 if none did (Max reached)
+	Failing int   // viewers of the step that failed; 0 if none did (Max or MaxSteps reached)
 	Points  []Point
 }
 
-// Search grows the load geometrically until a step fails, then bisects
-// between the last passing and the first failing step.
+// Search only climbs: a server pushed past its capacity may not recover
+// when viewers leave (Janus keeps growing queues and its latency stays
+// high), so a bisection from above would measure that, not the capacity.
+// Each step grows the load by what the server core's idle share predicts
+// it can take, at most Growth and at least Resolution, and the first step
+// that fails ends the search (until one passes, a failing step halves).
 func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format string, args ...any)) (Capacity, error) {
 	var cap Capacity
-	lo, hi := 0, 0 // largest passing, smallest failing (0: none yet)
 	n := c.Start
 	for step := 0; step < c.MaxSteps; step++ {
 		p, err := s.Measure(ctx, n)
@@ -82,31 +85,29 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		cap.Points = append(cap.Points, p)
 		logf("%-22s %5d viewers: loss %7.3f%%, %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
 			p.Label(), p.Viewers, 100*p.Loss, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))
-		if p.Pass {
-			if p.Viewers > cap.Best.Viewers {
-				cap.Best = p
+		if !p.Pass {
+			if cap.Best.Viewers == 0 && n > 1 {
+				n /= 2 // the first steps started too high: step down until one passes
+				continue
 			}
-			lo = max(lo, p.Viewers)
-		} else if hi == 0 || p.Viewers < hi {
-			hi = p.Viewers
-		}
-		switch {
-		case hi == 0 && lo >= c.Max:
+			cap.Failing = p.Viewers
 			return cap, nil
-		case hi == 0:
-			n = min(c.Max, int(math.Ceil(float64(lo)*c.Growth)))
-		case lo == 0 && hi <= 1:
-			cap.Failing = hi
-			return cap, nil
-		default:
-			if float64(hi-lo) <= math.Max(c.Resolution*float64(lo), 1) {
-				cap.Failing = hi
-				return cap, nil
-			}
-			n = (lo + hi) / 2
 		}
+		if p.Viewers > cap.Best.Viewers {
+			cap.Best = p
+		}
+		if n >= c.Max {
+			return cap, nil
+		}
+		// Go 60% of the way to where the core would be full: the core's
+		// cost per viewer is not quite linear, and overshooting ends the
+		// search further from the capacity than undershooting.
+		f := c.Growth
+		if p.CPU > 0 {
+			f = min(f, max(1+c.Resolution, 1+0.6*(0.97/p.CPU-1)))
+		}
+		n = min(c.Max, max(n+1, int(math.Ceil(float64(p.Viewers)*f))))
 	}
-	cap.Failing = hi
 	return cap, nil
 }
 

@@ -11,7 +11,8 @@ import (
 	"testing"
 )
 
-// fakeServer loses packets past its capacity, in proportion.
+// fakeServer loses packets past its capacity, in proportion; its CPU is
+// proportional to its load.
 type fakeServer struct {
 	capacity int
 	steps    []int
@@ -23,7 +24,7 @@ func (f *fakeServer) Measure(_ context.Context, n int) (Point, error) {
 	if f.fail != nil {
 		return Point{}, f.fail
 	}
-	p := Point{Target: "fake", Sink: "tc", Viewers: n, Gbps: float64(min(n, f.capacity)) * 0.002}
+	p := Point{Target: "fake", Sink: "tc", Viewers: n, Gbps: float64(min(n, f.capacity)) * 0.002, CPU: min(1, float64(n)/float64(f.capacity))}
 	if n > f.capacity {
 		p.Loss = 1 - float64(f.capacity)/float64(n)
 	}
@@ -31,7 +32,7 @@ func (f *fakeServer) Measure(_ context.Context, n int) (Point, error) {
 }
 
 func TestSearchFindsCapacity(t *testing.T) {
-	cfg := SearchConfig{Start: 50, Growth: 1.5, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
+	cfg := SearchConfig{Start: 50, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
 	for _, capacity := range []int{1, 49, 50, 333, 2400, 9000} {
 		f := &fakeServer{capacity: capacity}
 		c, err := Search(context.Background(), f, cfg, t.Logf)
@@ -39,16 +40,25 @@ func TestSearchFindsCapacity(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := c.Best.Viewers
-		// Within the resolution below the true capacity; above it only by
-		// the loss the limit allows.
+		// Within a step below the true capacity; above it only by the loss
+		// the limit allows.
 		if float64(got) > float64(capacity)/(1-cfg.LossLimit)+1 || float64(capacity-got) > 0.05*float64(capacity)+1 {
 			t.Errorf("capacity %d: found %d (steps %v)", capacity, got, f.steps)
 		}
-		if c.Failing != 0 && c.Failing <= got {
-			t.Errorf("capacity %d: failing %d not above best %d", capacity, c.Failing, got)
+		// Never past the first failure.
+		if c.Failing != 0 && (c.Failing <= got || c.Failing != f.steps[len(f.steps)-1]) {
+			t.Errorf("capacity %d: failing %d, best %d, steps %v", capacity, c.Failing, got, f.steps)
 		}
-		if len(c.Points) != len(f.steps) || len(f.steps) > 20 {
-			t.Errorf("capacity %d: %d points, %d steps", capacity, len(c.Points), len(f.steps))
+		for i := 1; i < len(f.steps); i++ {
+			if f.steps[i] <= f.steps[i-1] && f.steps[i-1] > capacity {
+				continue // stepping down from a first step above the capacity
+			}
+			if f.steps[i] <= f.steps[i-1] {
+				t.Errorf("capacity %d: steps go down: %v", capacity, f.steps)
+			}
+		}
+		if len(c.Points) != len(f.steps) || len(f.steps) > 14 {
+			t.Errorf("capacity %d: %d points, %d steps %v", capacity, len(c.Points), len(f.steps), f.steps)
 		}
 	}
 }
@@ -73,7 +83,7 @@ func sampleResults() []Result {
 		{Target: JanusT0, Rate: 2, ByS: map[string]Capacity{
 			"tc":  {Best: pt(JanusT0, "tc", 300, 0.6), Failing: 320, Points: []Point{pt(JanusT0, "tc", 100, 0.2), pt(JanusT0, "tc", 300, 0.6)}},
 			"xdp": {Best: pt(JanusT0, "xdp", 250, 0.5), Failing: 260, Points: []Point{pt(JanusT0, "xdp", 250, 0.5)}}},
-			QoE: pt(JanusT0, "tc", 150, 0.3)},
+			QoE: map[string]Point{"tc": pt(JanusT0, "tc", 150, 0.3)}},
 		{Target: JanusT1, Rate: 2, ByS: map[string]Capacity{"tc": {Best: pt(JanusT1, "tc", 200, 0.4)}, "xdp": {Best: pt(JanusT1, "xdp", 200, 0.4)}}},
 		{Target: SpillwaySocket, Rate: 2, ByS: map[string]Capacity{
 			"tc":  {Best: pt(SpillwaySocket, "tc", 2400, 4.8), Points: []Point{pt(SpillwaySocket, "tc", 2400, 4.8)}},
@@ -117,7 +127,7 @@ func TestSummaryTableAndCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 1+5 || len(recs[0]) != len(csvHeader) || recs[len(recs)-1][3] != "step" {
+	if len(recs) != 1+5 || len(recs[0]) != len(csvHeader) || recs[len(recs)-1][3] != "step" || recs[4][3] != "qoe" {
 		t.Fatalf("csv %v", recs)
 	}
 }

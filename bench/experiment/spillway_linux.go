@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -37,6 +38,7 @@ type SpillwayConfig struct {
 type process struct {
 	cmd  *exec.Cmd
 	done chan error
+	gone chan struct{} // closed when the process has exited
 	tail *tailBuffer
 }
 
@@ -87,7 +89,7 @@ func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*proc
 	if netns != "" {
 		full = append([]string{"ip", "netns", "exec", netns}, full...)
 	}
-	p := &process{tail: &tailBuffer{max: 16 << 10}, done: make(chan error, 1)}
+	p := &process{tail: &tailBuffer{max: 16 << 10}, done: make(chan error, 1), gone: make(chan struct{})}
 	p.cmd = exec.Command(full[0], full[1:]...)
 	var out io.Writer = p.tail
 	if log != nil {
@@ -95,10 +97,24 @@ func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*proc
 	}
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
-	if err := p.cmd.Start(); err != nil {
+	// The death signal follows the thread that forked, not the process, and
+	// Go ends threads (every goroutine that locks one to enter a network
+	// namespace ends it): fork from a thread locked until the child is
+	// reaped.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the child
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		p.done <- p.cmd.Wait()
+		close(p.gone)
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start %s: %w", argv[0], err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
 	return p, nil
 }
 
