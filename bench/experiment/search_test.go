@@ -57,7 +57,7 @@ func TestSearchFindsCapacity(t *testing.T) {
 				t.Errorf("capacity %d: steps go down: %v", capacity, f.steps)
 			}
 		}
-		if len(c.Points) != len(f.steps) || len(f.steps) > 14 {
+		if len(c.Points) != len(f.steps) || len(f.steps) > 16 {
 			t.Errorf("capacity %d: %d points, %d steps %v", capacity, len(c.Points), len(f.steps), f.steps)
 		}
 	}
