@@ -217,9 +217,15 @@ func (l *Load) Remove(ctx context.Context, n int) int {
 	clear(l.viewers[len(keep):])
 	l.viewers = keep
 	l.mu.Unlock()
+	l.closeAll(ctx, gone)
+	return len(gone)
+}
+
+// closeAll hangs viewers up, Concurrency at a time.
+func (l *Load) closeAll(ctx context.Context, vs []*viewer) {
 	sem := make(chan struct{}, l.cfg.Concurrency)
 	var wg sync.WaitGroup
-	for _, v := range gone {
+	for _, v := range vs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -229,7 +235,6 @@ func (l *Load) Remove(ctx context.Context, n int) int {
 		}()
 	}
 	wg.Wait()
-	return len(gone)
 }
 
 // Viewers is the number of viewers that joined and are still held.
@@ -322,18 +327,7 @@ func (l *Load) Close() {
 	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	sem := make(chan struct{}, l.cfg.Concurrency)
-	var wg sync.WaitGroup
-	for _, v := range vs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			v.close(ctx)
-			<-sem
-		}()
-	}
-	wg.Wait()
+	l.closeAll(ctx, vs)
 	for _, s := range ss {
 		s.close()
 	}
