@@ -392,8 +392,10 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	}
 	p.Mpps = p.Delivered / dt / 1e6
 	p.Gbps = float64(z.sink.Bytes+z.sink.SampledBytes-a.sink.Bytes-a.sink.SampledBytes) * 8 / dt / 1e9
-	if len(m.o.ServerCPUs) > 0 {
-		p.CPU, p.Softirq, _ = sysstat.Util(a.cpu, z.cpu, m.o.ServerCPUs[0])
+	for _, c := range m.o.ServerCPUs { // the mean over the server's cores
+		busy, soft, _ := sysstat.Util(a.cpu, z.cpu, c)
+		p.CPU += busy / float64(len(m.o.ServerCPUs))
+		p.Softirq += soft / float64(len(m.o.ServerCPUs))
 	}
 	p.ProcCPU = (z.proc - a.proc) / dt
 	p.RSS, _ = sysstat.RSS(m.t.pid)

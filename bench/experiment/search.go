@@ -23,7 +23,7 @@ type Point struct {
 	Loss      float64 // 1 - delivered/expected, 0 when more arrived
 	Mpps      float64 // delivered per second
 	Gbps      float64 // their SRTP bytes per second, in Gbit/s
-	CPU       float64 // server core's busy share
+	CPU       float64 // the server cores' mean busy share
 	Softirq   float64 // of which softirq
 	ProcCPU   float64 // the server process's CPU time per second (all its threads)
 	RSS       int64   // server resident memory at the end of the window, bytes

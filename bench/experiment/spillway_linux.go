@@ -23,7 +23,7 @@ type SpillwayConfig struct {
 	Bin        string     // the spillway binary
 	Dir        string     // where its config file goes
 	Netns      string     // network namespace to run it in ("": this one)
-	CPUs       []int      // the process is pinned to these, and its one worker to the first
+	CPUs       []int      // the process is pinned to these, with a data-plane worker on each
 	IP         netip.Addr // API, media and RTP address
 	HTTPPort   int
 	MediaPort  int
@@ -52,8 +52,8 @@ func StartSpillway(ctx context.Context, c SpillwayConfig) (*process, error) {
 			"admin_http": "127.0.0.1:7088", "admin_ws": "127.0.0.1:7188", "session_timeout": "120s",
 		},
 		"webrtc":    map[string]any{"port": c.MediaPort, "ips": []string{ip}},
-		"dataplane": map[string]any{"mode": c.Mode, "workers": 1},
-		"affinity":  map[string]any{"cpus": cpuList(c.CPUs[:1])},
+		"dataplane": map[string]any{"mode": c.Mode, "workers": len(c.CPUs)},
+		"affinity":  map[string]any{"cpus": cpuList(c.CPUs)},
 		"streaming": map[string]any{"rtp_host": ip},
 		"mountpoints": []any{map[string]any{
 			"type": "rtp", "id": c.Mountpoint, "name": "bench", "description": "bench source",

@@ -28,6 +28,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 
+	"github.com/spillway-rtc/spillway/affinity"
 	"github.com/spillway-rtc/spillway/bench/experiment"
 	"github.com/spillway-rtc/spillway/bench/janus"
 )
@@ -47,7 +48,7 @@ func run(args []string) error {
 	fs.StringVar(&o.ClientIf, "client-if", "spbc0", "this namespace's veth (XDP sink)")
 	serverIP := fs.String("server-ip", "198.18.2.1", "the server's address on the veth")
 	clientIP := fs.String("client-ip", "198.18.2.2", "the viewers' and the source's address")
-	cpus := fs.String("server-cpus", "1", "CPUs the server runs on (the first takes Spillway's one worker)")
+	cpus := fs.String("server-cpus", "1", "CPUs the server runs on, a cpulist (2-41,44): Spillway gets a worker on each")
 	targets := fs.String("targets", strings.Join(experiment.AllTargets, ","), "servers to measure")
 	sinks := fs.String("sinks", "tc", "sink models, a search each: tc (a NIC with UDP segmentation offload), xdp (one without)")
 	rates := fs.String("rates", "2", "stream bitrates, Mbit/s (video; Opus audio comes on top)")
@@ -75,13 +76,11 @@ func run(args []string) error {
 	if o.ClientIP, err = netip.ParseAddr(*clientIP); err != nil {
 		return fmt.Errorf("-client-ip: %w", err)
 	}
-	for _, c := range split(*cpus) {
-		n, err := strconv.Atoi(c)
-		if err != nil || n < 0 {
-			return fmt.Errorf("-server-cpus: %q", c)
-		}
-		o.ServerCPUs = append(o.ServerCPUs, n)
+	set, err := affinity.ParseCPUList(*cpus)
+	if err != nil {
+		return fmt.Errorf("-server-cpus: %w", err)
 	}
+	o.ServerCPUs = []int(set)
 	o.Targets, o.Sinks = split(*targets), split(*sinks)
 	for _, r := range split(*rates) {
 		f, err := strconv.ParseFloat(r, 64)
