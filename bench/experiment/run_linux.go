@@ -220,9 +220,11 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 		return err
 	}
 	if half := c.Best.Viewers / 2; half > 0 {
-		// Past its capacity a server has queued; let it drain first.
+		// Past its capacity a server has queued, and hanging up half the
+		// viewers keeps it busy a while (Janus tears each PeerConnection
+		// down on its one loop): let it drain first.
 		load.Remove(ctx, load.Viewers()-half)
-		if !sleepCtx(ctx, 2*time.Second) {
+		if !sleepCtx(ctx, 4*time.Second) {
 			return ctx.Err()
 		}
 		m.window = o.QoEWindow

@@ -63,6 +63,42 @@ func TestSearchFindsCapacity(t *testing.T) {
 	}
 }
 
+// flaky fails one window just over the limit, once.
+type flaky struct {
+	fakeServer
+	at      int
+	tripped bool
+}
+
+func (f *flaky) Measure(ctx context.Context, n int) (Point, error) {
+	p, err := f.fakeServer.Measure(ctx, n)
+	if n == f.at && !f.tripped {
+		f.tripped = true
+		p.Loss = 0.008
+	}
+	return p, err
+}
+
+// A step that fails by a little is measured again, and passing the second
+// time lets the search go on; a clear failure is not retried.
+func TestSearchRetriesMarginalFailure(t *testing.T) {
+	cfg := SearchConfig{Start: 100, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
+	f := &flaky{fakeServer: fakeServer{capacity: 1000}, at: 160}
+	c, err := Search(context.Background(), f, cfg, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Best.Viewers < 950 || f.steps[1] != 160 || f.steps[2] != 160 {
+		t.Fatalf("best %d, steps %v", c.Best.Viewers, f.steps)
+	}
+	g := &fakeServer{capacity: 1000}
+	c, _ = Search(context.Background(), g, cfg, t.Logf)
+	last := g.steps[len(g.steps)-1]
+	if c.Failing != last || len(g.steps) >= 2 && g.steps[len(g.steps)-2] == last && c.Points[len(c.Points)-2].Loss >= marginal*cfg.LossLimit {
+		t.Fatalf("failing %d, steps %v", c.Failing, g.steps)
+	}
+}
+
 func TestSearchStopsAtMaxAndOnError(t *testing.T) {
 	f := &fakeServer{capacity: 1 << 30}
 	c, err := Search(context.Background(), f, SearchConfig{Start: 10, Growth: 2, Max: 100, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}, t.Logf)
