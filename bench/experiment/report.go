@@ -54,7 +54,7 @@ func Summarize(rs []Result, sinks []string) []Row {
 
 // Markdown writes the summary table.
 func Markdown(w io.Writer, rows []Row, lossLimit float64) {
-	fmt.Fprintf(w, "| server | sink | Mbit/s | viewers | Gbit/s | Mpps | server CPU | x Janus | first failing | QoE viewers | QoE loss | p50 | p99 | jitter |\n")
+	fmt.Fprintf(w, "| server | sink | Mbit/s | viewers | Gbit/s | Mpps | server CPU | x Janus | first failing | QoE viewers | QoE loss, samples / sink | p50 | p99 | jitter |\n")
 	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
 		if r.Err != nil && r.Best.Viewers == 0 {
@@ -71,7 +71,7 @@ func Markdown(w io.Writer, rows []Row, lossLimit float64) {
 		}
 		q := "| – | – | – | – | –"
 		if r.QoE.Viewers > 0 {
-			q = fmt.Sprintf("| %d | %.3f%% | %s | %s | %.1f ms", r.QoE.Viewers, 100*max(r.QoE.Loss, r.QoE.SampleLoss), ms(r.QoE.P50), ms(r.QoE.P99), r.QoE.JitterMs)
+			q = fmt.Sprintf("| %d | %.3f%% / %.3f%% | %s | %s | %.1f ms", r.QoE.Viewers, 100*r.QoE.SampleLoss, 100*r.QoE.Loss, ms(r.QoE.P50), ms(r.QoE.P99), r.QoE.JitterMs)
 		}
 		fmt.Fprintf(w, "| %s | %s | %g | %d | %.2f | %.3f | %.0f%% | %s | %s %s |\n",
 			r.Target, r.Sink, r.Rate, r.Best.Viewers, r.Best.Gbps, r.Best.Mpps, 100*r.Best.CPU, x, failing, q)
