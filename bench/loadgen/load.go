@@ -25,6 +25,8 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
 	"github.com/pion/logging"
+
+	"github.com/spillway-rtc/spillway/controlplane/peer"
 )
 
 // Config describes a load.
@@ -87,7 +89,7 @@ func New(cfg Config) (*Load, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: certificate: %w", err)
 	}
-	l := &Load{cfg: cfg, cert: cert, fingerprint: "sha-256 " + fingerprintOf(cert.Certificate[0]),
+	l := &Load{cfg: cfg, cert: cert, fingerprint: "sha-256 " + peer.Fingerprint(cert.Certificate[0]),
 		pionLog: quietLoggers{}, lat: &latencies{max: 1 << 16}}
 	return l, nil
 }

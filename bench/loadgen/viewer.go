@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
@@ -19,7 +18,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
-	"github.com/pion/transport/v4/packetio"
+
+	"github.com/spillway-rtc/spillway/controlplane/peer"
 )
 
 // viewer is one subscriber: a handle on a session, an ICE agent with one
@@ -37,7 +37,7 @@ type viewer struct {
 	agent  *ice.Agent
 	conn   *ice.Conn
 	dconn  *dtls.Conn
-	dtlsIn *packetio.Buffer
+	dtlsEP *peer.DTLSEndpoint
 	local  netip.AddrPort // where its media arrives
 	remote netip.AddrPort
 	prof   dtls.SRTPProtectionProfile
@@ -122,7 +122,7 @@ func (v *viewer) join(ctx context.Context) error {
 		return fmt.Errorf("ice: no selected pair (%v)", err)
 	}
 	v.local, v.remote = candidateAddr(pair.Local), candidateAddr(pair.Remote)
-	v.dtlsIn = packetio.NewBuffer()
+	v.dtlsEP = peer.NewDTLSEndpoint(v.conn)
 	v.readers.Add(1)
 	go v.readLoop()
 	if err := v.handshake(ctx, o.fingerprint); err != nil {
@@ -213,7 +213,7 @@ func (v *viewer) readLoop() {
 	for {
 		n, err := v.conn.Read(buf)
 		if err != nil {
-			v.dtlsIn.Close()
+			v.dtlsEP.Close()
 			return
 		}
 		if n == 0 {
@@ -221,7 +221,7 @@ func (v *viewer) readLoop() {
 		}
 		switch b := buf[0]; {
 		case b >= 20 && b <= 63:
-			if _, err := v.dtlsIn.Write(buf[:n]); err != nil {
+			if err := v.dtlsEP.Deliver(buf[:n]); err != nil {
 				return
 			}
 		case b >= 128 && b <= 191 && n >= 12:
@@ -281,13 +281,12 @@ func (v *viewer) handshake(ctx context.Context, fingerprint string) error {
 		if len(raw) == 0 {
 			return errors.New("no server certificate")
 		}
-		if got := fingerprintOf(raw[0]); !strings.EqualFold(got, want) {
+		if got := peer.Fingerprint(raw[0]); !strings.EqualFold(got, want) {
 			return fmt.Errorf("server certificate %s does not match the offer's %s", got, want)
 		}
 		return nil
 	}
-	ep := &dtlsEndpoint{conn: v.conn, in: v.dtlsIn}
-	c, err := dtls.ClientWithOptions(dtlsnet.PacketConnFromConn(ep), v.conn.RemoteAddr(),
+	c, err := dtls.ClientWithOptions(dtlsnet.PacketConnFromConn(v.dtlsEP), v.conn.RemoteAddr(),
 		dtls.WithCertificates(v.l.cert),
 		dtls.WithSRTPProtectionProfiles(v.l.cfg.Profiles...),
 		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
@@ -361,8 +360,8 @@ func (v *viewer) close(ctx context.Context) {
 	if v.agent != nil {
 		v.agent.Close()
 	}
-	if v.dtlsIn != nil {
-		v.dtlsIn.Close()
+	if v.dtlsEP != nil {
+		v.dtlsEP.Close()
 	}
 	v.s.forget(v.handle) // closes the events channel: watchEvents ends
 	v.readers.Wait()
@@ -377,33 +376,4 @@ func (v *viewer) stats() []StreamStats {
 		out = append(out, s.StreamStats)
 	}
 	return out
-}
-
-// dtlsEndpoint is DTLS's view of ICE: reads from the demultiplexer,
-// writes straight to ICE.
-type dtlsEndpoint struct {
-	conn *ice.Conn
-	in   *packetio.Buffer
-}
-
-func (e *dtlsEndpoint) Read(b []byte) (int, error)         { return e.in.Read(b) }
-func (e *dtlsEndpoint) Write(b []byte) (int, error)        { return e.conn.Write(b) }
-func (e *dtlsEndpoint) Close() error                       { return e.in.Close() }
-func (e *dtlsEndpoint) LocalAddr() net.Addr                { return e.conn.LocalAddr() }
-func (e *dtlsEndpoint) RemoteAddr() net.Addr               { return e.conn.RemoteAddr() }
-func (e *dtlsEndpoint) SetDeadline(t time.Time) error      { return e.in.SetReadDeadline(t) }
-func (e *dtlsEndpoint) SetReadDeadline(t time.Time) error  { return e.in.SetReadDeadline(t) }
-func (e *dtlsEndpoint) SetWriteDeadline(_ time.Time) error { return nil }
-
-// fingerprintOf is the SDP form of a certificate's SHA-256.
-func fingerprintOf(der []byte) string {
-	sum := sha256.Sum256(der)
-	var b strings.Builder
-	for i, x := range sum {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		fmt.Fprintf(&b, "%02X", x)
-	}
-	return b.String()
 }

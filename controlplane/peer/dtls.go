@@ -24,13 +24,13 @@ import (
 // sender-report and consent loop; its exit tears everything down.
 func (p *Peer) run(conn *ice.Conn, a *answer) {
 	defer p.wg.Done()
-	ep := &dtlsEndpoint{conn: conn, in: packetio.NewBuffer()}
+	ep := NewDTLSEndpoint(conn)
 	var dconn *dtls.Conn
 	defer func() {
 		if dconn != nil {
 			_ = dconn.Close() // close_notify while ICE still carries it
 		}
-		_ = ep.in.Close()
+		_ = ep.Close()
 		p.finish()
 	}()
 
@@ -91,12 +91,12 @@ func (p *Peer) setDTLSState(s string) {
 // handshake runs DTLS as the answer decided: server for a=setup:active,
 // client for a=setup:passive. Either way the peer's certificate must match
 // the answer's fingerprint, and extended master secret is required.
-func (p *Peer) handshake(ctx context.Context, ep *dtlsEndpoint, a *answer) (*dtls.Conn, error) {
+func (p *Peer) handshake(ctx context.Context, ep *DTLSEndpoint, a *answer) (*dtls.Conn, error) {
 	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
 		if len(raw) == 0 {
 			return errors.New("no certificate from the viewer")
 		}
-		if got := fingerprintOf(raw[0]); !strings.EqualFold(got, a.fingerprint) {
+		if got := Fingerprint(raw[0]); !strings.EqualFold(got, a.fingerprint) {
 			return fmt.Errorf("certificate fingerprint %s does not match the answer's %s", got, a.fingerprint)
 		}
 		return nil
@@ -214,18 +214,31 @@ func (p *Peer) dtlsReadLoop(dconn *dtls.Conn) {
 	}
 }
 
-// dtlsEndpoint is the DTLS conn's view of ICE: reads come from readLoop's
-// demultiplexer, writes go straight to ICE.
-type dtlsEndpoint struct {
+// DTLSEndpoint is the DTLS conn's view of ICE: reads come from the
+// reader that demultiplexes ICE's packets (RFC 7983) and hands DTLS
+// records to Deliver, writes go straight to ICE. Wrap it with
+// dtlsnet.PacketConnFromConn for pion/dtls.
+type DTLSEndpoint struct {
 	conn *ice.Conn
 	in   *packetio.Buffer
 }
 
-func (e *dtlsEndpoint) Read(b []byte) (int, error)         { return e.in.Read(b) }
-func (e *dtlsEndpoint) Write(b []byte) (int, error)        { return e.conn.Write(b) }
-func (e *dtlsEndpoint) Close() error                       { return e.in.Close() }
-func (e *dtlsEndpoint) LocalAddr() net.Addr                { return e.conn.LocalAddr() }
-func (e *dtlsEndpoint) RemoteAddr() net.Addr               { return e.conn.RemoteAddr() }
-func (e *dtlsEndpoint) SetDeadline(t time.Time) error      { return e.in.SetReadDeadline(t) }
-func (e *dtlsEndpoint) SetReadDeadline(t time.Time) error  { return e.in.SetReadDeadline(t) }
-func (e *dtlsEndpoint) SetWriteDeadline(_ time.Time) error { return nil }
+// NewDTLSEndpoint makes the endpoint of conn.
+func NewDTLSEndpoint(conn *ice.Conn) *DTLSEndpoint {
+	return &DTLSEndpoint{conn: conn, in: packetio.NewBuffer()}
+}
+
+// Deliver queues a DTLS record read from ICE for the DTLS conn.
+func (e *DTLSEndpoint) Deliver(b []byte) error {
+	_, err := e.in.Write(b)
+	return err
+}
+
+func (e *DTLSEndpoint) Read(b []byte) (int, error)         { return e.in.Read(b) }
+func (e *DTLSEndpoint) Write(b []byte) (int, error)        { return e.conn.Write(b) }
+func (e *DTLSEndpoint) Close() error                       { return e.in.Close() }
+func (e *DTLSEndpoint) LocalAddr() net.Addr                { return e.conn.LocalAddr() }
+func (e *DTLSEndpoint) RemoteAddr() net.Addr               { return e.conn.RemoteAddr() }
+func (e *DTLSEndpoint) SetDeadline(t time.Time) error      { return e.in.SetReadDeadline(t) }
+func (e *DTLSEndpoint) SetReadDeadline(t time.Time) error  { return e.in.SetReadDeadline(t) }
+func (e *DTLSEndpoint) SetWriteDeadline(_ time.Time) error { return nil }

@@ -49,7 +49,7 @@ type peerStats struct {
 // by first byte, RFC 7983: DTLS to the DTLS conn, SRTCP decrypted here.
 // SRTP from the viewer is not expected from a recvonly viewer: counted,
 // dropped.
-func (p *Peer) readLoop(conn *ice.Conn, ep *dtlsEndpoint) {
+func (p *Peer) readLoop(conn *ice.Conn, ep *DTLSEndpoint) {
 	defer p.readers.Done()
 	buf := make([]byte, receiveMTU)
 	plain := make([]byte, 0, receiveMTU)
@@ -64,7 +64,7 @@ func (p *Peer) readLoop(conn *ice.Conn, ep *dtlsEndpoint) {
 		b := buf[:n]
 		switch {
 		case b[0] >= 20 && b[0] <= 63:
-			_, _ = ep.in.Write(b)
+			_ = ep.Deliver(b)
 		case b[0] >= 128 && b[0] <= 191 && n >= 8 && b[1] >= 192 && b[1] <= 223:
 			p.readRTCP(b, plain)
 		case b[0] >= 128 && b[0] <= 191:

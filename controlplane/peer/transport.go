@@ -253,7 +253,9 @@ func (t *Transport) unregisterConsent(ufrag string) {
 	}
 }
 
-func fingerprintOf(der []byte) string {
+// Fingerprint is a certificate's SHA-256 as a=fingerprint writes it
+// after "sha-256 ": "AB:CD:...".
+func Fingerprint(der []byte) string {
 	sum := sha256.Sum256(der)
 	return colonHex(sum[:])
 }
@@ -289,5 +291,5 @@ func selfSignedCert() (tls.Certificate, string, error) {
 	if err != nil {
 		return tls.Certificate{}, "", fmt.Errorf("create certificate: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, fingerprintOf(der), nil
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, Fingerprint(der), nil
 }
