@@ -215,24 +215,27 @@ func (p *Peer) noteReportLocked(r rtcp.ReceptionReport, now time.Time) {
 }
 
 // loop runs once the peer is up: a sender report per stream every second
-// and the consent check.
+// and the consent check, on one ticker: with thousands of peers, every
+// timer is a goroutine wake-up per tick on the server's cores.
 func (p *Peer) loop(conn *ice.Conn, enc *srtp.Context) {
 	timeout := p.t.cfg.ConsentTimeout
-	sr := time.NewTicker(srInterval)
-	defer sr.Stop()
-	check := time.NewTicker(min(time.Second, timeout/4))
-	defer check.Stop()
+	every := max(min(srInterval, timeout/4), 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var lastSR time.Time
 	for {
 		select {
 		case <-p.ctx.Done():
 			return
-		case now := <-sr.C:
-			p.sendReports(conn, enc, now)
-		case now := <-check.C:
+		case now := <-t.C:
 			if p.consentExpired(now, timeout) {
 				p.log.Info("consent expired", "remote", p.remoteAddr(), "timeout", timeout)
 				p.shutdown("consent expired")
 				return
+			}
+			if now.Sub(lastSR) >= srInterval-every/2 {
+				lastSR = now
+				p.sendReports(conn, enc, now)
 			}
 		}
 	}
