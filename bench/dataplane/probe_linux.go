@@ -16,6 +16,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/spillway-rtc/spillway/bench/media"
 )
 
 // The limit probe: what one core can encrypt and send at all to the same
@@ -31,6 +33,7 @@ import (
 // what the data plane adds.
 
 const (
+	rtpHeader  = 12
 	probeSegs  = 16
 	probeBatch = 32
 	probeSize  = 1200 // RTP packet before SRTP
@@ -53,10 +56,11 @@ type probe struct {
 	gcm     bool
 	tag     int // SRTP bytes after the payload
 	viewers []probeViewer
-	gen     *videoGen // the shaped probe's frames; nil: runs of probeSegs
-	frame   []int     // packet sizes of the frame being sent
-	maxSegs int       // packets per datagram of a shaped run
-	bufSize int       // bytes of one message's buffer
+	gen     *media.VideoGen // the shaped probe's frames; nil: runs of probeSegs
+	full    int             // a full packet's RTP bytes
+	frame   []int           // packet sizes of the frame being sent
+	maxSegs int             // packets per datagram of a shaped run
+	bufSize int             // bytes of one message's buffer
 	bufs    [][]byte
 	hdrs    []unix.Mmsghdr
 	iovs    []unix.Iovec
@@ -72,17 +76,21 @@ type probe struct {
 
 // newProbe makes the limit probe, or the shaped probe of the stream m when m
 // is not nil.
-func newProbe(gcm bool, local netip.Addr, remotes []netip.AddrPort, sndbuf int, m *videoModel) (*probe, error) {
+func newProbe(gcm bool, local netip.Addr, remotes []netip.AddrPort, sndbuf int, m *media.VideoModel) (*probe, error) {
 	p := &probe{gcm: gcm, sum: make([]byte, 0, sha1.Size), tag: 10}
 	if gcm {
 		p.tag = 16
 	}
 	full := probeSize
 	if m != nil {
-		p.gen = newVideoGen(*m, 1)
+		var err error
+		if p.gen, err = media.NewVideoGen(*m, 1, 1); err != nil {
+			return nil, err
+		}
 		full = m.MaxPacket
 		p.maxSegs = min(probeMaxSegs, probeMaxDgram/(full+p.tag))
 	}
+	p.full = full
 	p.payload = make([]byte, full-rtpHeader)
 	for i, r := range remotes {
 		if !r.Addr().Is4() {
@@ -198,7 +206,10 @@ func (p *probe) stepFixed() (int, error) {
 // per run (a keyframe larger than a datagram takes several).
 func (p *probe) stepShaped() (int, error) {
 	if p.next == 0 {
-		p.frame, _ = p.gen.next()
+		p.frame = p.frame[:0]
+		for _, pk := range p.gen.Next().Packets {
+			p.frame = append(p.frame, len(pk.Data))
+		}
 	}
 	runs := (len(p.frame) + p.maxSegs - 1) / p.maxSegs
 	n := min(probeBatch, len(p.viewers)-p.next)
@@ -254,10 +265,7 @@ func (p *probe) send(n int) (int, error) {
 
 // segments is the number of RTP packets in message j.
 func (p *probe) segments(j int) int {
-	seg := probeSize + p.tag
-	if p.gen != nil {
-		seg = p.gen.m.MaxPacket + p.tag
-	}
+	seg := p.full + p.tag
 	return (int(p.iovs[j].Len) + seg - 1) / seg
 }
 

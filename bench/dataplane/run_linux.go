@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spillway-rtc/spillway/bench/media"
 	"github.com/spillway-rtc/spillway/bench/sysstat"
 	"github.com/spillway-rtc/spillway/bpf"
 	"github.com/spillway-rtc/spillway/dataplane"
@@ -213,9 +214,9 @@ const frameOverhead = 14 + 20 + 8
 // runProbe measures the limit probe for a profile, or the shaped probe for
 // a profile and rate.
 func (b *bench) runProbe(ctx context.Context, r *result) error {
-	var shape *videoModel
+	var shape *media.VideoModel
 	if r.Mode == modeShaped {
-		m := defaultModel(int(r.Rate * 1e6))
+		m := media.DefaultVideoModel(int(r.Rate * 1e6))
 		shape = &m
 	}
 	p, err := newProbe(r.Profile == "gcm", b.opt.local.Addr(), b.remotes, b.opt.sndbuf, shape)
@@ -350,13 +351,16 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 		c := planeCounters(p)
 		return int64(published.Load()*viewers) - int64(c.sent+c.errs+c.drops*dropUnit)
 	}
-	model := defaultModel(int(r.Rate * 1e6))
+	model := media.DefaultVideoModel(int(r.Rate * 1e6))
+	gen, err := media.NewVideoGen(model, 1, 1)
+	if err != nil {
+		return err
+	}
 	l := load{
 		counters: func() counters { return planeCounters(p) },
 		drained:  func() bool { return backlog() <= 0 },
 		start: func(stop <-chan struct{}) <-chan struct{} {
 			return b.pub.do(func() {
-				g := newVideoGen(model, 1)
 				limit := int64(b.opt.backlog) * int64(viewers)
 				var pace pacer
 				for {
@@ -369,11 +373,11 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 						time.Sleep(pace.next(planeCounters(p).sent, limit))
 						continue
 					}
-					sizes, key := g.next()
-					for i, s := range sizes {
-						src.Publish(0, g.packet(s, i == len(sizes)-1), key && i == 0)
+					f := gen.Next()
+					for i, pk := range f.Packets {
+						src.Publish(0, pk.Data, f.Key && i == 0)
 					}
-					published.Add(uint64(len(sizes)))
+					published.Add(uint64(len(f.Packets)))
 				}
 			})
 		},
@@ -381,7 +385,7 @@ func (b *bench) runPlane(ctx context.Context, r *result) error {
 	if err := b.measure(ctx, r, l); err != nil {
 		return err
 	}
-	pps, _ := model.perViewer()
+	pps, _ := model.PerViewer()
 	r.ViewersPerCore = r.Mpps * 1e6 / pps
 	if r.CPU > 0 {
 		r.ViewersPerCore /= r.CPU
