@@ -37,8 +37,8 @@ type SpillwayConfig struct {
 // process is a server under test running as a child process.
 type process struct {
 	cmd  *exec.Cmd
-	done chan error
 	gone chan struct{} // closed when the process has exited
+	err  error         // how it exited, set before gone closes
 	tail *tailBuffer
 }
 
@@ -89,7 +89,7 @@ func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*proc
 	if netns != "" {
 		full = append([]string{"ip", "netns", "exec", netns}, full...)
 	}
-	p := &process{tail: &tailBuffer{max: 16 << 10}, done: make(chan error, 1), gone: make(chan struct{})}
+	p := &process{tail: &tailBuffer{max: 16 << 10}, gone: make(chan struct{})}
 	p.cmd = exec.Command(full[0], full[1:]...)
 	var out io.Writer = p.tail
 	if log != nil {
@@ -109,7 +109,7 @@ func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*proc
 			return
 		}
 		started <- nil
-		p.done <- p.cmd.Wait()
+		p.err = p.cmd.Wait()
 		close(p.gone)
 	}()
 	if err := <-started; err != nil {
@@ -124,9 +124,8 @@ func (p *process) waitAPI(ctx context.Context, url string) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-p.done:
-			p.done <- err
-			return fmt.Errorf("exited (%v) before its API answered:\n%s", err, p.tail.String())
+		case <-p.gone:
+			return fmt.Errorf("exited (%v) before its API answered:\n%s", p.err, p.tail.String())
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -150,13 +149,11 @@ func (p *process) pid() int { return p.cmd.Process.Pid }
 func (p *process) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-p.done:
-		p.done <- err
+	case <-p.gone:
 		return nil
 	case <-time.After(5 * time.Second):
 		_ = p.cmd.Process.Kill()
-		err := <-p.done
-		p.done <- err
+		<-p.gone
 		return fmt.Errorf("did not end on SIGTERM in 5 s")
 	}
 }
@@ -164,9 +161,8 @@ func (p *process) stop() error {
 // exited reports whether the process has ended, and how.
 func (p *process) exited() (bool, error) {
 	select {
-	case err := <-p.done:
-		p.done <- err
-		return true, err
+	case <-p.gone:
+		return true, p.err
 	default:
 		return false, nil
 	}
