@@ -53,7 +53,7 @@ func Summarize(rs []Result, sinks []string) []Row {
 }
 
 // Markdown writes the summary table.
-func Markdown(w io.Writer, rows []Row, lossLimit float64) {
+func Markdown(w io.Writer, rows []Row) {
 	fmt.Fprintf(w, "| server | sink | Mbit/s | viewers | Gbit/s | Mpps | server CPU | x Janus | first failing | QoE viewers | QoE loss, samples / sink | p50 | p99 | jitter |\n")
 	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
@@ -76,7 +76,6 @@ func Markdown(w io.Writer, rows []Row, lossLimit float64) {
 		fmt.Fprintf(w, "| %s | %s | %g | %d | %.2f | %.3f | %.0f%% | %s | %s %s |\n",
 			r.Target, r.Sink, r.Rate, r.Best.Viewers, r.Best.Gbps, r.Best.Mpps, 100*r.Best.CPU, x, failing, q)
 	}
-	_ = lossLimit
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/1e6) }

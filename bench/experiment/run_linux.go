@@ -233,7 +233,6 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 			return err
 		}
 		p.Pass = p.Loss < o.Search.LossLimit
-		p.Description = "qoe"
 		r.QoE[sink] = p
 		o.Logf("%-22s %5d viewers (half capacity): loss %.3f%% (samples %.3f%%), latency p50 %v p99 %v, jitter %.2f ms",
 			p.Label(), p.Viewers, 100*p.Loss, 100*p.SampleLoss, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.JitterMs)

@@ -2,7 +2,6 @@ package experiment
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -28,14 +27,13 @@ type Point struct {
 	ProcCPU   float64 // the server process's CPU time per second (all its threads)
 	RSS       int64   // server resident memory at the end of the window, bytes
 
-	SampleLoss  float64       // loss the sample viewers measured themselves (RTP sequence gaps)
-	JitterMs    float64       // the samples' mean video jitter
-	P50, P99    time.Duration // source-to-viewer latency of the samples' packets
-	LatPackets  uint64
-	SourceLate  uint64 // frames the source sent late during the window
-	WindowSecs  float64
-	Pass        bool // Loss under the limit
-	Description string
+	SampleLoss float64       // loss the sample viewers measured themselves (RTP sequence gaps)
+	JitterMs   float64       // the samples' mean video jitter
+	P50, P99   time.Duration // source-to-viewer latency of the samples' packets
+	LatPackets uint64
+	SourceLate uint64 // frames the source sent late during the window
+	WindowSecs float64
+	Pass       bool // Loss under the limit
 }
 
 // Label names the point's server and sink.
@@ -149,9 +147,4 @@ func (t *tailBuffer) String() string {
 		lines = lines[len(lines)-20:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// errorf wraps with the target's name.
-func errorf(target string, format string, args ...any) error {
-	return fmt.Errorf(target+": "+format, args...)
 }

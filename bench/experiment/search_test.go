@@ -141,7 +141,7 @@ func TestSummaryTableAndCSV(t *testing.T) {
 		}
 	}
 	var md bytes.Buffer
-	Markdown(&md, rows, 0.005)
+	Markdown(&md, rows)
 	lines := strings.Split(strings.TrimSpace(md.String()), "\n")
 	if len(lines) != 2+len(rows) {
 		t.Fatalf("%d lines:\n%s", len(lines), md.String())

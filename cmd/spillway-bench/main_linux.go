@@ -147,7 +147,7 @@ func run(args []string) error {
 	var md strings.Builder
 	fmt.Fprintf(&md, "One server core (CPU %s), %s Mbit/s stream + Opus, SRTP %s, loss limit %.1f%%, %d samples; %s in all\n\n",
 		*cpus, *rates, *profile, 100*o.Search.LossLimit, o.Samples, time.Since(start).Round(time.Second))
-	experiment.Markdown(&md, rows, o.Search.LossLimit)
+	experiment.Markdown(&md, rows)
 	fmt.Print("\n" + md.String())
 	if err := os.WriteFile(filepath.Join(*out, "bench.md"), []byte(md.String()), 0o644); err != nil {
 		return err
