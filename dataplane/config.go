@@ -30,6 +30,7 @@ type Config struct {
 	NoGSO         bool          // ablation: no UDP_SEGMENT
 	NoMMsg        bool          // ablation: one sendto per datagram instead of sendmmsg
 	NoPin         bool          // ablation: workers not pinned
+	NoPrefetch    bool          // ablation: no prefetch of the next viewers' state
 	SndBuf        int           // SO_SNDBUF of send sockets; 0: kernel default
 	CallBytes     int           // most bytes of datagrams one send call carries; 0: 256 KiB
 	CPUs          []int         // CPUs for the workers, one each; nil: chosen from the process mask

@@ -110,10 +110,11 @@ func (w *worker) state(src *Source) *srcState {
 	st := w.sources[src]
 	if st == nil {
 		st = &srcState{
-			src:   src,
-			rings: make([]*retainRing, src.streams),
-			last:  make([]uint64, src.streams),
-			idx:   make([]int32, 0, cap(w.batch)),
+			src:     src,
+			rings:   make([]*retainRing, src.streams),
+			last:    make([]uint64, src.streams),
+			idx:     make([]int32, 0, cap(w.batch)),
+			inBatch: make([]bool, src.streams),
 		}
 		for i := range st.rings {
 			st.rings[i] = newRetainRing(w.p.cfg.History)
@@ -142,6 +143,7 @@ func (w *worker) attach(v *Viewer, src *Source, moving bool) {
 		}
 	}
 	st.viewers = append(st.viewers, v)
+	st.warm.added(v)
 	v.ws = st
 }
 
@@ -158,6 +160,7 @@ func (w *worker) detach(v *Viewer) {
 			copy(st.viewers[i:], st.viewers[i+1:])
 			st.viewers[len(st.viewers)-1] = nil
 			st.viewers = st.viewers[:len(st.viewers)-1]
+			st.warm.removed()
 			break
 		}
 	}

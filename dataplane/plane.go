@@ -16,11 +16,12 @@ type Plane struct {
 	epoch time.Time
 
 	// Live settings, read by the workers once per batch.
-	batch atomic.Int64 // packets
-	flush atomic.Int64 // time.Duration
-	call  atomic.Int64 // bytes of datagrams per send call
-	gso   atomic.Bool
-	mmsg  atomic.Bool
+	batch    atomic.Int64 // packets
+	flush    atomic.Int64 // time.Duration
+	call     atomic.Int64 // bytes of datagrams per send call
+	gso      atomic.Bool
+	prefetch atomic.Bool
+	mmsg     atomic.Bool
 
 	workers []*worker
 	quit    chan struct{}
@@ -61,6 +62,7 @@ func New(cfg Config) (*Plane, error) {
 	p.flush.Store(int64(cfg.FlushInterval))
 	p.call.Store(int64(cfg.CallBytes))
 	p.gso.Store(!cfg.NoGSO)
+	p.prefetch.Store(!cfg.NoPrefetch)
 	p.mmsg.Store(!cfg.NoMMsg)
 	for i, cpu := range cpus {
 		if cfg.NoPin || cfg.Mode == ModeQueue { // queue mode: the viewers' goroutines do the work, unpinned

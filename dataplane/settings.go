@@ -15,6 +15,10 @@ import (
 // fallback).
 func (p *Plane) SetGSO(on bool) { p.gso.Store(on) }
 
+// SetPrefetch turns on or off the prefetch of the next viewers' state
+// while one is served (warm.go).
+func (p *Plane) SetPrefetch(on bool) { p.prefetch.Store(on) }
+
 // SetMMsg chooses sendmmsg (on) or one send call per datagram (off).
 func (p *Plane) SetMMsg(on bool) { p.mmsg.Store(on) }
 
@@ -100,6 +104,7 @@ func (p *Plane) Config() Config {
 	c.FlushInterval = time.Duration(p.flush.Load())
 	c.NoGSO = !p.gso.Load()
 	c.NoMMsg = !p.mmsg.Load()
+	c.NoPrefetch = !p.prefetch.Load()
 	c.CallBytes = int(p.call.Load())
 	p.mu.Lock()
 	c.SndBuf = p.sndbuf

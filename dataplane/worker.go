@@ -96,7 +96,10 @@ type srcState struct {
 	rings   []*retainRing
 	last    []uint64 // per source stream: number of the last packet staged
 	idx     []int32  // indices in the batch of the source's packets
+	streams []int    // source streams with packets in the batch
+	inBatch []bool   // per source stream: listed in streams
 	refs    int      // viewers, plus viewers on their way in (rebalance)
+	warm    warmState
 }
 
 // newWorker builds a socket-mode worker; newQueueWorker (queue.go) the
@@ -208,12 +211,32 @@ func (w *worker) process() {
 	w.gso = !w.queue && w.p.gso.Load()
 	w.mmsg = !w.queue && w.p.mmsg.Load()
 	w.callEnd = min(int(w.p.call.Load()), len(w.scratch))
+	warm := !w.queue && w.p.prefetch.Load()
 	w.stage()
 	for _, st := range w.touched {
-		for _, v := range st.viewers {
+		vs := st.viewers
+		if warm {
+			st.warm.sync(vs)
+			for i := range min(warmAhead, len(vs)) {
+				st.warm.viewer(i)
+			}
+		}
+		for i, v := range vs {
+			if warm {
+				if j := i + warmAhead; j < len(vs) {
+					st.warm.viewer(j)
+				}
+				if i+1 < len(vs) {
+					st.warm.history(vs[i+1], st.streams)
+				}
+			}
 			w.emit(v, st)
 		}
 		st.idx = st.idx[:0]
+		for _, s := range st.streams {
+			st.inBatch[s] = false
+		}
+		st.streams = st.streams[:0]
 	}
 	w.flush()
 	clear(w.touched)
@@ -237,6 +260,10 @@ func (w *worker) stage() {
 			w.touched = append(w.touched, st)
 		}
 		st.idx = append(st.idx, int32(i))
+		if !st.inBatch[pk.stream] {
+			st.inBatch[pk.stream] = true
+			st.streams = append(st.streams, pk.stream)
+		}
 	}
 }
 

@@ -8,6 +8,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"reflect"
+	"unsafe"
+
+	"github.com/spillway-rtc/spillway/internal/prefetch"
 )
 
 // RFC 3711 4.3.2 key derivation labels (SRTP only: RTCP stays in the
@@ -38,6 +42,8 @@ type Context struct {
 
 	salt    [14]byte // session salt: 12 bytes for AEAD, 14 for AES-CM
 	streams map[uint32]*Stream
+
+	keys []prefetch.Span // the cipher state Protect reads, for AppendSpans
 }
 
 // NewContext derives the SRTP session keys of profile p from a master key
@@ -91,6 +97,9 @@ func newSessionContext(p Profile, key, salt, auth []byte) (*Context, error) {
 		if c.aead, err = cipher.NewGCM(b); err != nil {
 			return nil, fmt.Errorf("srtpbatch: gcm: %w", err)
 		}
+		// Go's GCM keeps its round keys and GHASH table in the object
+		// behind the interface.
+		c.keys = append(c.keys, objectSpan(c.aead))
 		return c, nil
 	}
 	var err error
@@ -101,7 +110,20 @@ func newSessionContext(p Profile, key, salt, auth []byte) (*Context, error) {
 	// The first Reset snapshots the inner and outer pad states (and
 	// allocates for it); every later Reset only restores them.
 	c.mac.Reset()
+	c.keys = append(c.keys,
+		prefetch.Span{P: unsafe.Pointer(c.ctr), N: unsafe.Offsetof(c.ctr.block)}, // rounds and round keys
+		objectSpan(c.mac))
 	return c, nil
+}
+
+// objectSpan is the span of the struct an interface's pointer refers to,
+// at most 1 KiB of it; nothing when it holds no pointer.
+func objectSpan(x any) prefetch.Span {
+	v := reflect.ValueOf(x)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return prefetch.Span{}
+	}
+	return prefetch.Span{P: v.UnsafePointer(), N: min(v.Type().Elem().Size(), 1024)}
 }
 
 // Profile returns the Context's protection profile.
@@ -189,4 +211,14 @@ func (s *Stream) advance(seq uint16, diff int32) {
 	case diff > 0:
 		s.index += uint64(diff)
 	}
+}
+
+// AppendSpans appends to dst the memory that protecting a packet of s
+// reads and writes besides the packet itself: the stream, its Context and
+// the cipher's keys. A caller that serves many streams in turn prefetches
+// it a few streams ahead (internal/prefetch), so that the keys are in cache
+// when the packet is encrypted.
+func (s *Stream) AppendSpans(dst []prefetch.Span) []prefetch.Span {
+	dst = append(dst, prefetch.Of(s), prefetch.Of(s.c))
+	return append(dst, s.c.keys...)
 }

@@ -39,6 +39,8 @@ type Config struct {
 	Batch         int
 	FlushInterval time.Duration
 	NoGSO, NoMMsg bool
+	NoPrefetch    bool
+	HugePages     bool // advise the heap to transparent huge pages (internal/hugepage)
 	SndBuf        int
 	CallBytes     int
 	History       int

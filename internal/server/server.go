@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/spillway-rtc/spillway/affinity"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,11 +16,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spillway-rtc/spillway/affinity"
 	"github.com/spillway-rtc/spillway/controlplane/janus"
 	"github.com/spillway-rtc/spillway/controlplane/peer"
 	"github.com/spillway-rtc/spillway/controlplane/plugin"
 	"github.com/spillway-rtc/spillway/controlplane/webrtc"
 	"github.com/spillway-rtc/spillway/dataplane"
+	"github.com/spillway-rtc/spillway/internal/hugepage"
 	"github.com/spillway-rtc/spillway/plugins/streaming"
 	"github.com/spillway-rtc/spillway/web"
 )
@@ -41,6 +42,7 @@ type Server struct {
 	addrs     map[string]net.Addr
 	wg        sync.WaitGroup
 	closeOnce sync.Once
+	stop      context.CancelFunc // ends the node's background loops
 }
 
 // Start brings a node up; every listener is bound when it returns.
@@ -49,12 +51,22 @@ func Start(cfg Config) (_ *Server, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, addrs: map[string]net.Addr{}}
+	ctx, stop := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, log: cfg.Logger, addrs: map[string]net.Addr{}, stop: stop}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
+	if cfg.HugePages {
+		// The heap grows as viewers join: advise what it grew by every
+		// few seconds.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			hugepage.Run(ctx, 2*time.Second, cfg.Logger)
+		}()
+	}
 	if cfg.NIC != "" && len(cfg.CPUs) == 0 {
 		cpus, err := affinity.Choose(cfg.Workers, nil, cfg.NIC)
 		if err != nil {
@@ -64,7 +76,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s.plane, err = dataplane.New(dataplane.Config{
 		Workers: cfg.Workers, Mode: cfg.Mode, Batch: cfg.Batch, FlushInterval: cfg.FlushInterval,
-		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, CallBytes: cfg.CallBytes, History: cfg.History,
+		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPrefetch: cfg.NoPrefetch, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, CallBytes: cfg.CallBytes, History: cfg.History,
 		CPUs: cfg.CPUs, Logger: cfg.Logger.With("part", "dataplane"),
 	})
 	if err != nil {
@@ -204,6 +216,7 @@ func (s *Server) Plane() *dataplane.Plane { return s.plane }
 // Close stops everything in the reverse order of Start.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.stop()
 		// The gateway first: it releases the long polls, which would
 		// otherwise hold Shutdown for up to 30 s.
 		if s.gateway != nil {
