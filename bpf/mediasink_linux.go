@@ -3,6 +3,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -33,6 +34,7 @@ const (
 const (
 	skbLen     = 0
 	skbGSOSegs = 164
+	skbGSOSize = 176
 )
 
 // mediaSampleKeySize is the sample map's key: a 16-byte address (IPv4 in
@@ -42,6 +44,14 @@ const mediaSampleKeySize = 20
 
 // MediaSampleMax is how many sample destinations a MediaSink holds.
 const MediaSampleMax = 1024
+
+// mediaFlowKeySize is the flow map's key: the sample key, then the RTP
+// SSRC as it is on the wire.
+const mediaFlowKeySize = mediaSampleKeySize + 4
+
+// MediaFlowMax is how many RTP streams (destination and SSRC) a MediaSink
+// follows; past that the least recently seen are forgotten.
+const MediaFlowMax = 1 << 16
 
 // MediaSink counts and drops RTP on its way to viewers, so a benchmark's
 // client side pays nothing for media except to a few sample viewers, while
@@ -59,6 +69,7 @@ type MediaSink struct {
 	mu       sync.Mutex
 	counters *ebpf.Map // per-CPU array of mediaSlots {packets, bytes}
 	samples  *ebpf.Map // hash: sample key -> 1
+	flows    *ebpf.Map // LRU hash: flow key -> {packets u64, highest sequence number u32, 0}
 	tc, xdp  *ebpf.Program
 	l        link.Link
 }
@@ -117,11 +128,22 @@ func NewMediaSink() (*MediaSink, error) {
 		s.Close()
 		return nil, fmt.Errorf("bpf: media sink: create sample hash map: %w", err)
 	}
+	s.flows, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "spw_ms_flows",
+		Type:       ebpf.LRUHash,
+		KeySize:    mediaFlowKeySize,
+		ValueSize:  16,
+		MaxEntries: MediaFlowMax,
+	})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bpf: media sink: create flow map: %w", err)
+	}
 	s.tc, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "spw_ms_tc",
 		Type:         ebpf.SchedCLS,
 		License:      "Dual MIT/GPL",
-		Instructions: mediaProgram(mediaTC, s.counters.FD(), s.samples.FD()),
+		Instructions: mediaProgram(mediaTC, s.counters.FD(), s.samples.FD(), s.flows.FD()),
 	})
 	if err != nil {
 		s.Close()
@@ -131,7 +153,7 @@ func NewMediaSink() (*MediaSink, error) {
 		Name:         "spw_ms_xdp",
 		Type:         ebpf.XDP,
 		License:      "Dual MIT/GPL",
-		Instructions: mediaProgram(mediaXDP, s.counters.FD(), s.samples.FD()),
+		Instructions: mediaProgram(mediaXDP, s.counters.FD(), s.samples.FD(), s.flows.FD()),
 	})
 	if err != nil {
 		s.Close()
@@ -146,9 +168,14 @@ const (
 	fpHdr   = -16  // u64: bytes of Ethernet, IP and UDP headers (0 until known)
 	fpBytes = -24  // u64: bytes to add to the slot
 	fpSlot  = -32  // u32: counter slot, the counter map's key
-	fpKey   = -56  // 20 bytes: sample key (address 16, port 2, pad 2)
+	fpKey   = -56  // 24 bytes: sample key (address 16, port 2, pad 2), then the SSRC: the flow key
 	fpIP    = -96  // 40 bytes: IPv4 header (20 of them) or IPv6 header
 	fpUDP   = -112 // 10 bytes: UDP header and the first two payload bytes
+	fpRTP   = -128 // 12 bytes: the first segment's RTP header
+	fpLast  = -144 // 12 bytes: the last segment's RTP header
+	fpVal   = -160 // 16 bytes: a new flow's value
+	fpSeq   = -168 // u64: sequence number to record in the flow
+	fpN     = -176 // u64: packets to add to the flow
 )
 
 // mediaProgram classifies a frame by RFC 7983's first payload byte and
@@ -158,19 +185,20 @@ const (
 // which also reaches payload in a GSO skb's page fragments. Registers kept
 // across calls: R6 ctx, R7 verdict, R8 slot, R9 packets. Header constants
 // are compared as read on a little-endian host, as in counterProgram.
-func mediaProgram(k mediaKind, countersFD, samplesFD int) asm.Instructions {
-	// load copies n bytes at the packet offset in R2 to the stack at fp,
-	// and goes to "count" when the packet is too short.
-	load := func(fp int16, n int32) asm.Instructions {
+func mediaProgram(k mediaKind, countersFD, samplesFD, flowsFD int) asm.Instructions {
+	// loadOr copies n bytes at the packet offset in R2 to the stack at fp,
+	// and goes to fail when the packet is too short.
+	loadOr := func(fp int16, n int32, fail string) asm.Instructions {
 		return asm.Instructions{
 			asm.Mov.Reg(asm.R1, asm.R6),
 			asm.Mov.Reg(asm.R3, asm.RFP),
 			asm.Add.Imm(asm.R3, int32(fp)),
 			asm.Mov.Imm(asm.R4, n),
 			k.load.Call(),
-			asm.JNE.Imm(asm.R0, 0, "count"),
+			asm.JNE.Imm(asm.R0, 0, fail),
 		}
 	}
+	load := func(fp int16, n int32) asm.Instructions { return loadOr(fp, n, "count") }
 	var p asm.Instructions
 	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
 	addAll := func(is asm.Instructions) { p = append(p, is...) }
@@ -262,10 +290,11 @@ func mediaProgram(k mediaKind, countersFD, samplesFD int) asm.Instructions {
 		asm.FnMapLookupElem.Call(),
 		asm.Mov.Imm(asm.R8, mediaSlotRTP),
 		asm.Mov.Imm(asm.R7, k.drop),
-		asm.JEq.Imm(asm.R0, 0, "count"),
+		asm.JEq.Imm(asm.R0, 0, "flow"),
 		asm.Mov.Imm(asm.R8, mediaSlotSampled),
 		asm.Mov.Imm(asm.R7, k.pass),
 	)
+	addAll(mediaFlow(k, loadOr, flowsFD))
 
 	// count: bytes = length - headers (the whole length when not UDP).
 	if k.tc {
@@ -297,6 +326,118 @@ func mediaProgram(k mediaKind, countersFD, samplesFD int) asm.Instructions {
 		asm.Mov.Reg(asm.R0, asm.R7).WithSymbol("out"),
 		asm.Return(),
 	)
+	return p
+}
+
+// mediaFlow follows each RTP stream (destination and SSRC): the packets
+// seen and the highest sequence number, extended past its wraps. From two
+// readings, a stream's loss is how far its sequence number advanced less
+// the packets that came, which does not depend on how much the server had
+// queued at either reading. A GSO skb is one viewer's consecutive packets
+// of equal size, the last one maybe shorter; the sequence number recorded
+// is its last segment's. Only that last, shorter segment may be of another
+// stream of the viewer (audio after video): then each stream gets its own.
+func mediaFlow(k mediaKind, loadOr func(fp int16, n int32, fail string) asm.Instructions, flowsFD int) asm.Instructions {
+	var p asm.Instructions
+	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
+	seq := func(fp int16) asm.Instructions { // the sequence number at fp's header, host order, to fpSeq
+		return asm.Instructions{
+			asm.LoadMem(asm.R1, asm.RFP, fp+2, asm.Half),
+			asm.HostTo(asm.BE, asm.R1, asm.Half),
+			asm.StoreMem(asm.RFP, fpSeq, asm.R1, asm.DWord),
+		}
+	}
+	// update adds fpN packets and fpSeq to the flow of the key at fpKey.
+	update := func(sfx string) asm.Instructions {
+		return asm.Instructions{
+			asm.LoadMapPtr(asm.R1, flowsFD),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpKey),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "new"+sfx),
+			asm.LoadMem(asm.R1, asm.RFP, fpN, asm.DWord),
+			asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
+			// A sequence number up to 2^15 ahead of the highest (mod
+			// 2^16) moves it; one behind is late and moves nothing.
+			asm.LoadMem(asm.R2, asm.R0, 8, asm.Word),
+			asm.LoadMem(asm.R3, asm.RFP, fpSeq, asm.DWord),
+			asm.Sub.Reg(asm.R3, asm.R2),
+			asm.And.Imm(asm.R3, 0xffff),
+			asm.JEq.Imm(asm.R3, 0, "done"+sfx),
+			asm.JGE.Imm(asm.R3, 0x8000, "done"+sfx),
+			asm.Add.Reg(asm.R2, asm.R3),
+			asm.StoreMem(asm.R0, 8, asm.R2, asm.Word),
+			asm.Ja.Label("done" + sfx),
+
+			asm.LoadMem(asm.R1, asm.RFP, fpN, asm.DWord).WithSymbol("new" + sfx),
+			asm.StoreMem(asm.RFP, fpVal, asm.R1, asm.DWord),
+			asm.LoadMem(asm.R1, asm.RFP, fpSeq, asm.DWord),
+			asm.StoreMem(asm.RFP, fpVal+8, asm.R1, asm.Word),
+			asm.StoreImm(asm.RFP, fpVal+12, 0, asm.Word),
+			asm.LoadMapPtr(asm.R1, flowsFD),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpKey),
+			asm.Mov.Reg(asm.R3, asm.RFP),
+			asm.Add.Imm(asm.R3, fpVal),
+			asm.Mov.Imm(asm.R4, 0), // BPF_ANY
+			asm.FnMapUpdateElem.Call(),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("done" + sfx),
+		}
+	}
+
+	add(asm.LoadMem(asm.R2, asm.RFP, fpHdr, asm.DWord).WithSymbol("flow"))
+	p = append(p, loadOr(fpRTP, 12, "count")...)
+	add(
+		asm.LoadMem(asm.R1, asm.RFP, fpRTP+8, asm.Word), // SSRC, as on the wire
+		asm.StoreMem(asm.RFP, fpKey+20, asm.R1, asm.Word),
+		asm.StoreMem(asm.RFP, fpN, asm.R9, asm.DWord),
+	)
+	p = append(p, seq(fpRTP)...)
+	if k.tc {
+		add(
+			asm.JLE.Imm(asm.R9, 1, "one"),
+			// The last segment starts (segs-1) x gso_size into the payload.
+			asm.LoadMem(asm.R1, asm.R6, skbGSOSize, asm.Word),
+			asm.Mov.Reg(asm.R2, asm.R9),
+			asm.Sub.Imm(asm.R2, 1),
+			asm.Mul.Reg(asm.R2, asm.R1),
+			asm.LoadMem(asm.R1, asm.RFP, fpHdr, asm.DWord),
+			asm.Add.Reg(asm.R2, asm.R1),
+		)
+		p = append(p, loadOr(fpLast, 12, "one")...)
+		add(
+			asm.LoadMem(asm.R1, asm.RFP, fpLast+8, asm.Word),
+			asm.LoadMem(asm.R2, asm.RFP, fpRTP+8, asm.Word),
+			asm.JNE.Reg(asm.R1, asm.R2, "mixed"),
+		)
+		p = append(p, seq(fpLast)...)
+		add(
+			asm.Ja.Label("one"),
+
+			// The first segs-1 are the first stream's, numbered on from
+			// the first segment's.
+			asm.Mov.Reg(asm.R1, asm.R9).WithSymbol("mixed"),
+			asm.Sub.Imm(asm.R1, 1),
+			asm.StoreMem(asm.RFP, fpN, asm.R1, asm.DWord),
+			asm.LoadMem(asm.R2, asm.RFP, fpSeq, asm.DWord),
+			asm.Add.Reg(asm.R2, asm.R1),
+			asm.Sub.Imm(asm.R2, 1),
+			asm.And.Imm(asm.R2, 0xffff),
+			asm.StoreMem(asm.RFP, fpSeq, asm.R2, asm.DWord),
+		)
+		p = append(p, update("m")...)
+		add(
+			asm.LoadMem(asm.R1, asm.RFP, fpLast+8, asm.Word),
+			asm.StoreMem(asm.RFP, fpKey+20, asm.R1, asm.Word),
+			asm.Mov.Imm(asm.R1, 1),
+			asm.StoreMem(asm.RFP, fpN, asm.R1, asm.DWord),
+		)
+		p = append(p, seq(fpLast)...)
+	}
+	u := update("")
+	u[0] = u[0].WithSymbol("one")
+	p = append(p, u...)
+	add(asm.Ja.Label("count"))
 	return p
 }
 
@@ -424,6 +565,31 @@ func (s *MediaSink) Counts() (MediaCounts, error) {
 	return cs, nil
 }
 
+// Flows reads what the sink saw of each RTP stream, samples included.
+func (s *MediaSink) Flows() (map[MediaFlow]MediaFlowCount, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.flows == nil {
+		return nil, errors.New("bpf: media sink closed")
+	}
+	out := map[MediaFlow]MediaFlowCount{}
+	var k [mediaFlowKeySize]byte
+	var v [16]byte
+	it := s.flows.Iterate()
+	for it.Next(&k, &v) {
+		a := netip.AddrFrom16([16]byte(k[:16])).Unmap()
+		f := MediaFlow{
+			Dst:  netip.AddrPortFrom(a, binary.BigEndian.Uint16(k[16:])),
+			SSRC: binary.BigEndian.Uint32(k[20:]),
+		}
+		out[f] = MediaFlowCount{Packets: binary.NativeEndian.Uint64(v[:]), Highest: binary.NativeEndian.Uint32(v[8:])}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("bpf: media sink: read flows: %w", err)
+	}
+	return out, nil
+}
+
 // Close detaches the program (closing its link), unloads both programs and
 // frees the maps. Idempotent.
 func (s *MediaSink) Close() error {
@@ -440,7 +606,7 @@ func (s *MediaSink) Close() error {
 			*p = nil
 		}
 	}
-	for _, m := range []**ebpf.Map{&s.counters, &s.samples} {
+	for _, m := range []**ebpf.Map{&s.counters, &s.samples, &s.flows} {
 		if *m != nil {
 			errs = append(errs, (*m).Close())
 			*m = nil

@@ -641,3 +641,113 @@ func TestMediaSinkAttachErrors(t *testing.T) {
 		t.Error("AddSample after Close succeeded")
 	}
 }
+
+// rtpRun is a GSO payload: one RTP header per segment of size bytes (the
+// last one shorter when short > 0), each (ssrc, seq).
+func rtpRun(size, short int, hdrs ...[2]uint32) []byte {
+	var b []byte
+	for i, h := range hdrs {
+		n := size
+		if i == len(hdrs)-1 && short > 0 {
+			n = short
+		}
+		seg := payload(n, 0x80, 96)
+		binary.BigEndian.PutUint16(seg[2:], uint16(h[1]))
+		binary.BigEndian.PutUint32(seg[8:], h[0])
+		b = append(b, seg...)
+	}
+	return b
+}
+
+// The flow map: per destination and SSRC, packets and the highest sequence
+// number extended past wraps, from plain packets and from GSO runs whose
+// last, shorter segment may be of another stream.
+func TestMediaSinkFlows(t *testing.T) {
+	requireRoot(t)
+	leakCheck(t)
+	type step struct {
+		name string
+		dst  netip.AddrPort
+		data []byte
+		segs uint32 // tc: gso_segs (0: no GSO)
+		size uint32 // tc: gso_size
+	}
+	const a, b, c = 0x0a0a0a0a, 0xb0b0b0b0, 0xc
+	one := func(dst netip.AddrPort, ssrc, seq uint32) step {
+		return step{fmt.Sprintf("%x/%d", ssrc, seq), dst, udpFrame(dst, 0, rtpRun(200, 0, [2]uint32{ssrc, seq})), 0, 0}
+	}
+	gso := func(name string, dst netip.AddrPort, short int, hdrs ...[2]uint32) step {
+		return step{name, dst, udpFrame(dst, 0, rtpRun(1000, short, hdrs...)), uint32(len(hdrs)), 1000}
+	}
+	tests := []struct {
+		prog  string
+		steps []step
+		want  map[MediaFlow]MediaFlowCount
+	}{
+		{"tc", []step{
+			one(testViewer4, a, 100),
+			gso("run of 3", testViewer4, 0, [2]uint32{a, 101}, [2]uint32{a, 102}, [2]uint32{a, 103}),
+			gso("run of 3, short last of another stream", testViewer4, 120, [2]uint32{a, 104}, [2]uint32{a, 105}, [2]uint32{b, 7}),
+			gso("run of 2, short last", testViewer4, 300, [2]uint32{a, 106}, [2]uint32{a, 107}),
+			one(testViewer4, a, 90),    // late: moves nothing
+			one(testViewer4, a, 110),   // 108 and 109 lost
+			one(testViewer6, c, 65535), // wraps
+			one(testViewer6, c, 2),
+			one(testSample4, a, 5), // samples are followed too
+		}, map[MediaFlow]MediaFlowCount{
+			{testViewer4, a}: {Packets: 10, Highest: 110},
+			{testViewer4, b}: {Packets: 1, Highest: 7},
+			{testViewer6, c}: {Packets: 2, Highest: 65538},
+			{testSample4, a}: {Packets: 1, Highest: 5},
+		}},
+		{"xdp", []step{
+			one(testViewer4, a, 65000),
+			one(testViewer4, a, 65001),
+			one(testViewer4, a, 64000), // late
+			one(testViewer4, a, 10),    // past the wrap: 545 numbers on
+			one(testViewer6, b, 1),
+		}, map[MediaFlow]MediaFlowCount{
+			{testViewer4, a}: {Packets: 4, Highest: 65536 + 10},
+			{testViewer6, b}: {Packets: 1, Highest: 1},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prog, func(t *testing.T) {
+			s, err := NewMediaSink()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.AddSample(testSample4); err != nil {
+				t.Fatal(err)
+			}
+			prog := s.xdp
+			if tt.prog == "tc" {
+				prog = s.tc
+			}
+			for _, st := range tt.steps {
+				opts := &ebpf.RunOptions{Data: st.data}
+				if st.segs > 0 {
+					ctx := skbCtx(st.segs)
+					binary.NativeEndian.PutUint32(ctx[skbGSOSize:], st.size)
+					opts.Context = ctx
+				}
+				if _, err := prog.Run(opts); err != nil {
+					t.Fatalf("%s: BPF_PROG_TEST_RUN: %v", st.name, err)
+				}
+			}
+			got, err := s.Flows()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("%d flows, want %d: %v", len(got), len(tt.want), got)
+			}
+			for f, w := range tt.want {
+				if g, ok := got[f]; !ok || g != w {
+					t.Errorf("flow %v: %+v (found %v), want %+v", f, g, ok, w)
+				}
+			}
+		})
+	}
+}

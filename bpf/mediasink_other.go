@@ -39,5 +39,8 @@ func (s *MediaSink) RemoveSample(dst netip.AddrPort) error { return errNotLinux 
 // Counts fails: not Linux.
 func (s *MediaSink) Counts() (MediaCounts, error) { return MediaCounts{}, errNotLinux }
 
+// Flows fails: not Linux.
+func (s *MediaSink) Flows() (map[MediaFlow]MediaFlowCount, error) { return nil, errNotLinux }
+
 // Close does nothing.
 func (s *MediaSink) Close() error { return nil }
