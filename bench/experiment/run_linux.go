@@ -232,7 +232,7 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 		if err != nil {
 			return err
 		}
-		p.Pass = p.Loss < o.Search.LossLimit
+		p.Pass = o.Search.passes(p)
 		r.QoE[sink] = p
 		o.Logf("%-22s %5d viewers (half capacity): loss %.3f%% (samples %.3f%%), latency p50 %v p99 %v, jitter %.2f ms",
 			p.Label(), p.Viewers, 100*p.Loss, 100*p.SampleLoss, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.JitterMs)
@@ -295,6 +295,7 @@ type snapshot struct {
 	at      time.Time
 	src     media.Counters
 	sink    bpf.MediaCounts
+	flows   map[bpf.MediaFlow]bpf.MediaFlowCount
 	cpu     sysstat.CPUs
 	proc    float64
 	samples []loadgen.Sample
@@ -304,6 +305,9 @@ func (m *measurer) snap() (snapshot, error) {
 	s := snapshot{at: time.Now(), src: m.src.Counters()}
 	var err error
 	if s.sink, err = m.sink.Counts(); err != nil {
+		return s, err
+	}
+	if s.flows, err = m.sink.Flows(); err != nil {
 		return s, err
 	}
 	if s.cpu, err = sysstat.ReadCPUs(); err != nil {
@@ -389,7 +393,10 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	p.Expected = srcPkts * float64(p.Viewers)
 	p.Delivered = float64(z.sink.Packets + z.sink.Sampled - a.sink.Packets - a.sink.Sampled)
 	if p.Expected > 0 {
-		p.Loss = max(0, 1-p.Delivered/p.Expected)
+		p.Shortfall = max(0, 1-p.Delivered/p.Expected)
+	}
+	if exp, lost := bpf.FlowLoss(a.flows, z.flows); exp > 0 {
+		p.Loss = float64(lost) / float64(exp)
 	}
 	p.Mpps = p.Delivered / dt / 1e6
 	p.Gbps = float64(z.sink.Bytes+z.sink.SampledBytes-a.sink.Bytes-a.sink.SampledBytes) * 8 / dt / 1e9

@@ -19,7 +19,8 @@ type Point struct {
 
 	Expected  float64 // RTP packets the viewers should have got: source packets x viewers
 	Delivered float64 // RTP packets the sink counted (samples included)
-	Loss      float64 // 1 - delivered/expected, 0 when more arrived
+	Loss      float64 // RTP loss as the viewers' sequence numbers tell it (the sink's flows, RFC 3550 6.4.1)
+	Shortfall float64 // 1 - delivered/expected, 0 when more arrived: grows while the server's queues grow
 	Mpps      float64 // delivered per second
 	Gbps      float64 // their SRTP bytes per second, in Gbit/s
 	CPU       float64 // the server cores' mean busy share
@@ -33,7 +34,7 @@ type Point struct {
 	LatPackets uint64
 	SourceLate uint64 // frames the source sent late during the window
 	WindowSecs float64
-	Pass       bool // Loss under the limit
+	Pass       bool // Loss and Shortfall under their limits
 }
 
 // Label names the point's server and sink.
@@ -55,6 +56,23 @@ type SearchConfig struct {
 	Resolution float64 // smallest step, as a fraction: near the limit, steps are this fine
 	MaxSteps   int
 	LossLimit  float64 // a step passes with loss under this
+	// ShortfallLimit fails a step whose delivery falls this far behind
+	// the source, lost or not: the server is queueing, not keeping up. It
+	// is looser than LossLimit because what a server has in flight at
+	// either end of a window counts in it (a frame's fan-out is about 1%
+	// of a 3 s window).
+	ShortfallLimit float64
+}
+
+// passes tells whether p is under both limits.
+func (c SearchConfig) passes(p Point) bool {
+	return p.Loss < c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < c.ShortfallLimit)
+}
+
+// nearly tells whether a failing p failed by little: it may have been one
+// disturbed window.
+func (c SearchConfig) nearly(p Point) bool {
+	return p.Loss < marginal*c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < 2*c.ShortfallLimit)
 }
 
 // Capacity is what a search found: the most viewers held under the loss
@@ -84,11 +102,11 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		if err != nil {
 			return cap, err
 		}
-		p.Pass = p.Loss < c.LossLimit
+		p.Pass = c.passes(p)
 		cap.Points = append(cap.Points, p)
-		logf("%-22s %5d viewers: loss %7.3f%%, %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
-			p.Label(), p.Viewers, 100*p.Loss, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))
-		if !p.Pass && p.Loss < marginal*c.LossLimit && !retried {
+		logf("%-22s %5d viewers: loss %7.3f%% (short %6.3f%%), %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
+			p.Label(), p.Viewers, 100*p.Loss, 100*p.Shortfall, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))
+		if !p.Pass && c.nearly(p) && !retried {
 			// A loss near the limit may be one disturbed window: measure
 			// the same load once more before it ends the search.
 			retried = true

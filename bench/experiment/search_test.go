@@ -189,3 +189,69 @@ func TestPlotsWritePNGs(t *testing.T) {
 		}
 	}
 }
+
+// queueing loses nothing past its capacity: it queues, so it falls behind
+// the source, as Janus does.
+type queueing struct{ fakeServer }
+
+func (q *queueing) Measure(ctx context.Context, n int) (Point, error) {
+	p, err := q.fakeServer.Measure(ctx, n)
+	p.Shortfall, p.Loss = p.Loss, 0
+	return p, err
+}
+
+func TestSearchShortfall(t *testing.T) {
+	cfg := SearchConfig{Start: 50, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005, ShortfallLimit: 0.02}
+	tests := []struct {
+		name     string
+		limit    float64
+		max, min int
+	}{
+		// A server 2% behind is not holding its viewers, lost or not.
+		{"limited", 0.02, 1021, 950},
+		// Without the limit only MaxSteps ends it, far past the capacity.
+		{"unlimited", 0, 100000, 2000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			c.ShortfallLimit = tt.limit
+			q := &queueing{fakeServer{capacity: 1000}}
+			got, err := Search(context.Background(), q, c, t.Logf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Best.Viewers > tt.max || got.Best.Viewers < tt.min {
+				t.Fatalf("found %d, want %d-%d (steps %v)", got.Best.Viewers, tt.min, tt.max, q.steps)
+			}
+		})
+	}
+	// Just over the limit is measured twice; far over it, once.
+	for _, sf := range []struct {
+		short float64
+		steps int
+	}{{0.03, 2}, {0.2, 1}} {
+		f := &fakeServer{capacity: 1 << 30}
+		s := &shortOnce{fakeServer: f, short: sf.short}
+		c := cfg
+		c.Start, c.MaxSteps = 100, 1
+		if _, err := Search(context.Background(), s, c, t.Logf); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.steps) != sf.steps {
+			t.Errorf("shortfall %.2f: %d windows, want %d", sf.short, len(f.steps), sf.steps)
+		}
+	}
+}
+
+// shortOnce falls behind by short in every window.
+type shortOnce struct {
+	*fakeServer
+	short float64
+}
+
+func (s *shortOnce) Measure(ctx context.Context, n int) (Point, error) {
+	p, err := s.fakeServer.Measure(ctx, n)
+	p.Shortfall = s.short
+	return p, err
+}
