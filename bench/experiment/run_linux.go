@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -224,8 +225,8 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 		// viewers keeps it busy a while (Janus tears each PeerConnection
 		// down on its one loop): let it drain first.
 		load.Remove(ctx, load.Viewers()-half)
-		if !sleepCtx(ctx, 4*time.Second) {
-			return ctx.Err()
+		if err := m.drain(ctx); err != nil {
+			return err
 		}
 		m.window = o.QoEWindow
 		p, err := m.Measure(ctx, half)
@@ -241,6 +242,49 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 		return fmt.Errorf("the server exited during the run: %v", err)
 	}
 	return nil
+}
+
+// drain waits, after viewers hung up, until both sides are as busy from
+// one second to the next (within 3 points): the server core, and this
+// process, the viewers' side, whose samples time the packets. At least 4 s,
+// at most 20 s. A server tears its viewers down after the hangups return
+// (Janus on its one loop), this side closes their ICE agents and DTLS
+// connections, and both then collect the garbage of a thousand viewers.
+func (m *measurer) drain(ctx context.Context) error {
+	const (
+		least, most = 4 * time.Second, 20 * time.Second
+		still       = 0.03
+	)
+	self := os.Getpid()
+	start := time.Now()
+	prev, err := sysstat.ReadCPUs()
+	if err != nil {
+		return err
+	}
+	prevSelf, _ := sysstat.ProcessCPU(self)
+	lastSrv, lastSelf := -1.0, -1.0
+	for {
+		if !sleepCtx(ctx, time.Second) {
+			return ctx.Err()
+		}
+		cur, err := sysstat.ReadCPUs()
+		if err != nil {
+			return err
+		}
+		curSelf, _ := sysstat.ProcessCPU(self)
+		srv := 0.0
+		for _, c := range m.o.ServerCPUs {
+			b, _, _ := sysstat.Util(prev, cur, c)
+			srv += b / float64(len(m.o.ServerCPUs))
+		}
+		own := curSelf - prevSelf // CPU seconds in about one second
+		prev, prevSelf = cur, curSelf
+		el := time.Since(start)
+		if el >= most || (el >= least && lastSrv >= 0 && math.Abs(srv-lastSrv) < still && math.Abs(own-lastSelf) < still) {
+			return nil
+		}
+		lastSrv, lastSelf = srv, own
+	}
 }
 
 // measurer is the Stepper of one target: it sets the number of viewers
