@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -252,77 +250,11 @@ func TestMediaSinkSampleKeys(t *testing.T) {
 	}
 }
 
-// mediaNet is a pair of namespaces joined by a veth: a (the server, tx) and
-// b (the viewers, rx), named after this process.
-type mediaNet struct {
-	tx, rx     string
-	txIf, rxIf string
-	tx4, rx4   netip.Addr
-	tx6, rx6   netip.Addr
-}
-
-const mediaNetnsPrefix = "spw-ms-"
-
-// removeStaleMediaNetns deletes namespaces of test processes that died
-// before their cleanup ran.
-func removeStaleMediaNetns(t *testing.T) {
-	ents, _ := os.ReadDir("/run/netns")
-	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), mediaNetnsPrefix)
-		if !ok {
-			continue
-		}
-		pid, err := strconv.Atoi(strings.SplitN(rest, "-", 2)[0])
-		if err != nil {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
-			continue
-		}
-		if err := ip("netns", "del", e.Name()); err != nil {
-			t.Logf("stale netns %s: %v", e.Name(), err)
-		}
-	}
-}
-
-func newMediaNet(t *testing.T) *mediaNet {
+// newMediaNet is the media sink's pair: benchmarking addresses, the
+// viewers' side at testViewer4's address.
+func newMediaNet(t *testing.T) *testNetns {
 	t.Helper()
-	removeStaleMediaNetns(t)
-	pid := os.Getpid()
-	n := &mediaNet{
-		tx: fmt.Sprintf("%s%d-a", mediaNetnsPrefix, pid), rx: fmt.Sprintf("%s%d-b", mediaNetnsPrefix, pid),
-		txIf: fmt.Sprintf("spwms%da", pid), rxIf: fmt.Sprintf("spwms%db", pid),
-		// Benchmarking and documentation prefixes in namespaces of their
-		// own: nothing here can reach or shadow a real network.
-		tx4: netip.MustParseAddr("198.18.3.1"), rx4: testViewer4.Addr(),
-		tx6: netip.MustParseAddr("2001:db8::1"), rx6: testViewer6.Addr(),
-	}
-	t.Cleanup(func() {
-		for _, ns := range []string{n.tx, n.rx} {
-			if err := ip("netns", "del", ns); err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-		}
-	})
-	cmds := [][]string{
-		{"netns", "add", n.tx},
-		{"netns", "add", n.rx},
-		{"link", "add", n.txIf, "netns", n.tx, "type", "veth", "peer", "name", n.rxIf, "netns", n.rx},
-		{"-n", n.tx, "link", "set", "lo", "up"},
-		{"-n", n.rx, "link", "set", "lo", "up"},
-		{"-n", n.tx, "addr", "add", n.tx4.String() + "/24", "dev", n.txIf},
-		{"-n", n.rx, "addr", "add", n.rx4.String() + "/24", "dev", n.rxIf},
-		{"-n", n.tx, "addr", "add", n.tx6.String() + "/64", "dev", n.txIf, "nodad"},
-		{"-n", n.rx, "addr", "add", n.rx6.String() + "/64", "dev", n.rxIf, "nodad"},
-		{"-n", n.tx, "link", "set", n.txIf, "up"},
-		{"-n", n.rx, "link", "set", n.rxIf, "up"},
-	}
-	for _, c := range cmds {
-		if err := ip(c...); err != nil {
-			t.Fatalf("network namespaces unavailable: %v", err)
-		}
-	}
-	return n
+	return newTestNetns(t, "m", netip.MustParseAddr("198.18.3.1"), testViewer4.Addr())
 }
 
 // sendGSO sends b as one UDP GSO datagram of seg-byte segments.
@@ -435,7 +367,7 @@ func equalKinds(a, b map[string]int) bool {
 // mediaRound sends a viewer and a sample viewer of one family what a
 // server sends (RTP, a GSO run of RTP, STUN, DTLS, RTCP) and checks what
 // arrived and what was counted.
-func mediaRound(t *testing.T, s *MediaSink, n *mediaNet, src, dst netip.Addr) {
+func mediaRound(t *testing.T, s *MediaSink, n *testNetns, src, dst netip.Addr) {
 	viewerAddr, sampleAddr := netip.AddrPortFrom(dst, 5004), netip.AddrPortFrom(dst, 5006)
 	viewer := listenIn(t, n.rx, viewerAddr)
 	sample := listenIn(t, n.rx, sampleAddr)
@@ -491,13 +423,13 @@ func mediaRound(t *testing.T, s *MediaSink, n *mediaNet, src, dst netip.Addr) {
 
 // liveSamples changes the sample set while packets flow: the next RTP
 // follows it, and the key is the address and port, not the port alone.
-func liveSamples(t *testing.T, s *MediaSink, n *mediaNet) {
-	v4, s4 := netip.AddrPortFrom(n.rx4, 5004), netip.AddrPortFrom(n.rx4, 5006)
+func liveSamples(t *testing.T, s *MediaSink, n *testNetns) {
+	v4, s4 := netip.AddrPortFrom(n.rxAddr, 5004), netip.AddrPortFrom(n.rxAddr, 5006)
 	s6 := netip.AddrPortFrom(n.rx6, 5006)
 	viewer4 := listenIn(t, n.rx, v4)
 	sample4 := listenIn(t, n.rx, s4)
 	sample6 := listenIn(t, n.rx, s6)
-	send4 := listenIn(t, n.tx, netip.AddrPortFrom(n.tx4, 0))
+	send4 := listenIn(t, n.tx, netip.AddrPortFrom(n.txAddr, 0))
 	send6 := listenIn(t, n.tx, netip.AddrPortFrom(n.tx6, 0))
 	rtp := payload(500, 0x80, 96)
 
@@ -534,7 +466,7 @@ func liveSamples(t *testing.T, s *MediaSink, n *mediaNet) {
 		t.Fatal(err)
 	}
 	step("removed sample", send4, s4, sample4, false)
-	mapped := netip.AddrPortFrom(netip.AddrFrom16(n.rx4.As16()), 5004)
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(n.rxAddr.As16()), 5004)
 	if err := s.AddSample(mapped); err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +502,7 @@ func TestMediaSinkVeth(t *testing.T) {
 			if err := attach(); err == nil {
 				t.Fatal("second attach succeeded")
 			}
-			t.Run("ipv4", func(t *testing.T) { mediaRound(t, s, n, n.tx4, n.rx4) })
+			t.Run("ipv4", func(t *testing.T) { mediaRound(t, s, n, n.txAddr, n.rxAddr) })
 			t.Run("ipv6", func(t *testing.T) { mediaRound(t, s, n, n.tx6, n.rx6) })
 			t.Run("live samples", func(t *testing.T) { liveSamples(t, s, n) })
 			if t.Failed() {
@@ -608,7 +540,7 @@ func TestMediaSinkAttachErrors(t *testing.T) {
 	}
 	defer s.Close()
 
-	noNetns := fmt.Sprintf("%s%d-missing", mediaNetnsPrefix, os.Getpid())
+	noNetns := fmt.Sprintf("%s%d-missing", netnsPrefix, os.Getpid())
 	err = s.AttachTC(noNetns, n.txIf)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/run/netns/"+noNetns) {
 		t.Errorf("missing netns: %v, want ErrNotExist naming /run/netns/%s", err, noNetns)

@@ -173,7 +173,10 @@ func removeStaleNetns(t *testing.T) {
 	}
 }
 
-func newTestNetns(t *testing.T) *testNetns {
+// newTestNetns makes the pair, tagged so that two tests of one process
+// get their own, with tx4 and rx4 on the veth (the IPv6 ends are the
+// documentation prefix's ::1 and ::2). The test's cleanup deletes them.
+func newTestNetns(t *testing.T, tag string, tx4, rx4 netip.Addr) *testNetns {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatal("needs iproute2's ip to create network namespaces")
@@ -181,11 +184,9 @@ func newTestNetns(t *testing.T) *testNetns {
 	removeStaleNetns(t)
 	pid := os.Getpid()
 	n := &testNetns{
-		tx: fmt.Sprintf("%s%d-tx", netnsPrefix, pid), rx: fmt.Sprintf("%s%d-rx", netnsPrefix, pid),
-		txIf: fmt.Sprintf("spwb%da", pid), rxIf: fmt.Sprintf("spwb%db", pid),
-		// Documentation prefixes, in namespaces of their own: nothing here
-		// can reach or shadow a real network.
-		txAddr: netip.MustParseAddr("192.0.2.1"), rxAddr: netip.MustParseAddr("192.0.2.2"),
+		tx: fmt.Sprintf("%s%d-%s-tx", netnsPrefix, pid, tag), rx: fmt.Sprintf("%s%d-%s-rx", netnsPrefix, pid, tag),
+		txIf: fmt.Sprintf("spwb%d%sa", pid, tag), rxIf: fmt.Sprintf("spwb%d%sb", pid, tag),
+		txAddr: tx4, rxAddr: rx4,
 		tx6: netip.MustParseAddr("2001:db8::1"), rx6: netip.MustParseAddr("2001:db8::2"),
 	}
 	t.Cleanup(func() {
@@ -199,8 +200,10 @@ func newTestNetns(t *testing.T) *testNetns {
 		{"netns", "add", n.tx},
 		{"netns", "add", n.rx},
 		{"link", "add", n.txIf, "netns", n.tx, "type", "veth", "peer", "name", n.rxIf, "netns", n.rx},
-		{"-n", n.tx, "addr", "add", n.txAddr.String() + "/30", "dev", n.txIf},
-		{"-n", n.rx, "addr", "add", n.rxAddr.String() + "/30", "dev", n.rxIf},
+		{"-n", n.tx, "link", "set", "lo", "up"},
+		{"-n", n.rx, "link", "set", "lo", "up"},
+		{"-n", n.tx, "addr", "add", n.txAddr.String() + "/24", "dev", n.txIf},
+		{"-n", n.rx, "addr", "add", n.rxAddr.String() + "/24", "dev", n.rxIf},
 		{"-n", n.tx, "addr", "add", n.tx6.String() + "/64", "dev", n.txIf, "nodad"},
 		{"-n", n.rx, "addr", "add", n.rx6.String() + "/64", "dev", n.rxIf, "nodad"},
 		{"-n", n.tx, "link", "set", n.txIf, "up"},
@@ -257,7 +260,9 @@ func waitCounts(t *testing.T, c *XDPCounter, packets uint64) Counts {
 // the socket: the program is gone from the interface.
 func TestXDPCounterVeth(t *testing.T) {
 	requireRoot(t)
-	n := newTestNetns(t)
+	// Documentation prefixes, in namespaces of their own: nothing here can
+	// reach or shadow a real network.
+	n := newTestNetns(t, "x", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"))
 	leakCheck(t)
 
 	c, err := NewXDPCounter()
