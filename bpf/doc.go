@@ -7,7 +7,9 @@
 // does all the work that is measured and nothing downstream can be the
 // bottleneck. MediaSink is the sink of the Janus-style bench: tc egress on
 // the server's veth or XDP on the client's, it counts and drops RTP to all
-// but a few sample viewers and passes STUN, DTLS and RTCP.
+// but a few sample viewers and passes STUN, DTLS and RTCP. It also follows
+// each RTP stream's packets and highest sequence number, from which
+// FlowLoss gives the loss the viewers would see.
 //
 // Programs are attached through bpf links, which the kernel detaches when
 // the process exits, so a crashed run leaves no program on an interface.
