@@ -6,8 +6,8 @@
 // end of a veth, it counts UDP frames and drops them, so the sender's core
 // does all the work that is measured and nothing downstream can be the
 // bottleneck. MediaSink is the sink of the Janus-style bench: tc egress on
-// the server's veth or XDP on the client's, it counts and drops RTP to all
-// but a few sample viewers and passes STUN, DTLS and RTCP. It also follows
+// the server's veth or XDP on the client's, it counts and drops RTP and
+// RTCP to all but a few sample viewers and passes STUN and DTLS. It also follows
 // each RTP stream's packets and highest sequence number, from which
 // FlowLoss gives the loss the viewers would see.
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // Counter slots of the media sink programs.
@@ -21,7 +22,8 @@ const (
 	mediaSlotSampled = 1 // RTP to a sample destination: passed
 	mediaSlotOther   = 2 // UDP that is not RTP (STUN, DTLS, RTCP, ...): passed
 	mediaSlotNotUDP  = 3 // not IPv4/IPv6 UDP with a readable header: passed
-	mediaSlots       = 4
+	mediaSlotRTCP    = 4 // RTCP to a destination outside the sample set: dropped
+	mediaSlots       = 5
 )
 
 // tc return codes (include/uapi/linux/pkt_cls.h); tcx reads them alike.
@@ -50,12 +52,37 @@ const MediaSampleMax = 1024
 const mediaFlowKeySize = mediaSampleKeySize + 4
 
 // MediaFlowMax is how many RTP streams (destination and SSRC) a MediaSink
-// follows; past that the least recently seen are forgotten.
+// follows beyond its port table; past that the least recently seen are
+// forgotten.
 const MediaFlowMax = 1 << 16
 
-// MediaSink counts and drops RTP on its way to viewers, so a benchmark's
-// client side pays nothing for media except to a few sample viewers, while
-// ICE (STUN), DTLS, RTCP and anything that is not UDP pass untouched. It
+// The port table: the usual stream is followed through two array
+// accesses instead of a hash lookup's chain (the sink runs on the
+// server's core, which a NIC would not charge it). An array indexed by the
+// destination port (its two bytes as on the wire, read little-endian)
+// gives the port's entry in a second array, taken in the order ports first
+// appear, so the entries of a benchmark's viewers lie together in a few
+// pages instead of one page each. An entry belongs to the first address
+// seen on its port and holds two streams, audio and video; a stream that
+// finds its port taken by another address, both places taken or no entry
+// left goes to the LRU hash. Entry 0 is not a port's: its first 8 bytes
+// count the entries taken. Two CPUs that meet a new port at once may both
+// take an entry; the one not kept holds the packets of that moment, and
+// Flows adds them up.
+const (
+	portEntrySize = 64 // address 16, port index u32, 12 spare, two {packets u64, highest u32, SSRC u32}
+	portIndex     = 16
+	portStream0   = 32
+	portStream1   = 48
+	portEntries   = 1 << 16
+)
+
+// MediaSink counts and drops RTP and RTCP on their way to viewers, so a
+// benchmark's client side pays nothing for media except to a few sample
+// viewers, while ICE (STUN), DTLS and anything that is not UDP pass
+// untouched. Dropping the server's RTCP (sender reports) matters as much as
+// the media's: on a veth the receiver's stack runs on the sender's core,
+// which a NIC would not charge it. It
 // loads two programs over one set of maps: a tcx egress program for the
 // server's interface (a NIC with UDP segmentation offload: a GSO skb counts
 // as all its segments) and an XDP program for the client's (a NIC without
@@ -70,6 +97,8 @@ type MediaSink struct {
 	counters *ebpf.Map // per-CPU array of mediaSlots {packets, bytes}
 	samples  *ebpf.Map // hash: sample key -> 1
 	flows    *ebpf.Map // LRU hash: flow key -> {packets u64, highest sequence number u32, 0}
+	ports    *ebpf.Map // array: port index -> entry number (0: none)
+	entries  *ebpf.Map // mmapable array of port entries
 	tc, xdp  *ebpf.Program
 	l        link.Link
 }
@@ -86,6 +115,7 @@ type MediaCounts struct {
 	Bytes        uint64 // their UDP payload bytes
 	Sampled      uint64 // RTP to sample destinations: passed
 	SampledBytes uint64 // their UDP payload bytes
+	RTCP         uint64 // RTCP to non-sample destinations: dropped
 	Other        uint64 // packets passed that are not RTP, NotUDP included
 	NotUDP       uint64 // the part of Other that is not IPv4/IPv6 UDP (ARP, ND, ICMP, fragments, IPv6 extension headers)
 }
@@ -139,11 +169,33 @@ func NewMediaSink() (*MediaSink, error) {
 		s.Close()
 		return nil, fmt.Errorf("bpf: media sink: create flow map: %w", err)
 	}
+	s.ports, err = ebpf.NewMap(&ebpf.MapSpec{
+		Name:       "spw_ms_ports",
+		Type:       ebpf.Array,
+		KeySize:    4,
+		ValueSize:  4,
+		MaxEntries: portEntries,
+	})
+	if err == nil {
+		s.entries, err = ebpf.NewMap(&ebpf.MapSpec{
+			Name:       "spw_ms_entries",
+			Type:       ebpf.Array,
+			KeySize:    4,
+			ValueSize:  portEntrySize,
+			MaxEntries: portEntries,
+			Flags:      unix.BPF_F_MMAPABLE,
+		})
+	}
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("bpf: media sink: create port table: %w", err)
+	}
+	maps := mediaMaps{counters: s.counters.FD(), samples: s.samples.FD(), flows: s.flows.FD(), ports: s.ports.FD(), entries: s.entries.FD()}
 	s.tc, err = ebpf.NewProgram(&ebpf.ProgramSpec{
 		Name:         "spw_ms_tc",
 		Type:         ebpf.SchedCLS,
 		License:      "Dual MIT/GPL",
-		Instructions: mediaProgram(mediaTC, s.counters.FD(), s.samples.FD(), s.flows.FD()),
+		Instructions: mediaProgram(mediaTC, maps),
 	})
 	if err != nil {
 		s.Close()
@@ -153,7 +205,7 @@ func NewMediaSink() (*MediaSink, error) {
 		Name:         "spw_ms_xdp",
 		Type:         ebpf.XDP,
 		License:      "Dual MIT/GPL",
-		Instructions: mediaProgram(mediaXDP, s.counters.FD(), s.samples.FD(), s.flows.FD()),
+		Instructions: mediaProgram(mediaXDP, maps),
 	})
 	if err != nil {
 		s.Close()
@@ -176,16 +228,33 @@ const (
 	fpVal   = -160 // 16 bytes: a new flow's value
 	fpSeq   = -168 // u64: sequence number to record in the flow
 	fpN     = -176 // u64: packets to add to the flow
+	fpPort  = -184 // u32: the port table's key
+	fpEntry = -188 // u32: the entry table's key
+	fpPtr   = -200 // the port's value in the port table, while an entry is taken
 )
+
+// fetchAdd is *(u64 *)dst += src, src getting the old value. cilium/ebpf
+// v0.22 encodes asm.FetchAdd without BPF_FETCH in the immediate (it takes
+// the immediate from Constant before it derives Constant from the op), so
+// the kernel would run a plain add and leave src as it was: Constant says
+// it here.
+func fetchAdd(dst, src asm.Register) asm.Instruction {
+	ins := asm.FetchAdd.Mem(dst, src, asm.DWord, 0)
+	ins.Constant = int64(asm.FetchAdd >> 8)
+	return ins
+}
+
+// mediaMaps are the file descriptors of a MediaSink's maps.
+type mediaMaps struct{ counters, samples, flows, ports, entries int }
 
 // mediaProgram classifies a frame by RFC 7983's first payload byte and
 // RFC 5761's RTCP rule, counts it and decides: RTP (first byte 128-191,
-// second byte not 192-223) to a destination outside the sample set is
-// dropped, everything else passes. Reads go through the load-bytes helper,
+// second byte not 192-223) and RTCP (second byte 192-223) to a destination
+// outside the sample set are dropped, everything else passes. Reads go through the load-bytes helper,
 // which also reaches payload in a GSO skb's page fragments. Registers kept
 // across calls: R6 ctx, R7 verdict, R8 slot, R9 packets. Header constants
 // are compared as read on a little-endian host, as in counterProgram.
-func mediaProgram(k mediaKind, countersFD, samplesFD, flowsFD int) asm.Instructions {
+func mediaProgram(k mediaKind, maps mediaMaps) asm.Instructions {
 	// loadOr copies n bytes at the packet offset in R2 to the stack at fp,
 	// and goes to fail when the packet is too short.
 	loadOr := func(fp int16, n int32, fail string) asm.Instructions {
@@ -277,24 +346,29 @@ func mediaProgram(k mediaKind, countersFD, samplesFD, flowsFD int) asm.Instructi
 		asm.LoadMem(asm.R1, asm.RFP, fpUDP+8, asm.Byte),
 		asm.JLT.Imm(asm.R1, 128, "count"),
 		asm.JGT.Imm(asm.R1, 191, "count"),
-		asm.LoadMem(asm.R1, asm.RFP, fpUDP+9, asm.Byte),
-		asm.JLT.Imm(asm.R1, 192, "rtp"),
-		asm.JLE.Imm(asm.R1, 223, "count"), // RTCP
-
-		asm.LoadMem(asm.R1, asm.RFP, fpUDP+2, asm.Half).WithSymbol("rtp"), // dest port, as is
+		asm.LoadMem(asm.R1, asm.RFP, fpUDP+2, asm.Half), // dest port, as is
 		asm.StoreMem(asm.RFP, fpKey+16, asm.R1, asm.Half),
 		asm.StoreImm(asm.RFP, fpKey+18, 0, asm.Half),
-		asm.LoadMapPtr(asm.R1, samplesFD),
+		asm.LoadMapPtr(asm.R1, maps.samples),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpKey),
 		asm.FnMapLookupElem.Call(),
-		asm.Mov.Imm(asm.R8, mediaSlotRTP),
+		asm.LoadMem(asm.R1, asm.RFP, fpUDP+9, asm.Byte),
+		asm.JLT.Imm(asm.R1, 192, "rtp"),
+		asm.JGT.Imm(asm.R1, 223, "rtp"),
+		// RTCP: to a sample it passes (as Other), else it is dropped.
+		asm.JNE.Imm(asm.R0, 0, "count"),
+		asm.Mov.Imm(asm.R8, mediaSlotRTCP),
+		asm.Mov.Imm(asm.R7, k.drop),
+		asm.Ja.Label("count"),
+
+		asm.Mov.Imm(asm.R8, mediaSlotRTP).WithSymbol("rtp"),
 		asm.Mov.Imm(asm.R7, k.drop),
 		asm.JEq.Imm(asm.R0, 0, "flow"),
 		asm.Mov.Imm(asm.R8, mediaSlotSampled),
 		asm.Mov.Imm(asm.R7, k.pass),
 	)
-	addAll(mediaFlow(k, loadOr, flowsFD))
+	addAll(mediaFlow(k, loadOr, maps))
 
 	// count: bytes = length - headers (the whole length when not UDP).
 	if k.tc {
@@ -311,7 +385,7 @@ func mediaProgram(k mediaKind, countersFD, samplesFD, flowsFD int) asm.Instructi
 		asm.Sub.Reg(asm.R1, asm.R2),
 		asm.StoreMem(asm.RFP, fpBytes, asm.R1, asm.DWord),
 		asm.StoreMem(asm.RFP, fpSlot, asm.R8, asm.Word),
-		asm.LoadMapPtr(asm.R1, countersFD),
+		asm.LoadMapPtr(asm.R1, maps.counters),
 		asm.Mov.Reg(asm.R2, asm.RFP),
 		asm.Add.Imm(asm.R2, fpSlot),
 		asm.FnMapLookupElem.Call(),
@@ -337,7 +411,7 @@ func mediaProgram(k mediaKind, countersFD, samplesFD, flowsFD int) asm.Instructi
 // of equal size, the last one maybe shorter; the sequence number recorded
 // is its last segment's. Only that last, shorter segment may be of another
 // stream of the viewer (audio after video): then each stream gets its own.
-func mediaFlow(k mediaKind, loadOr func(fp int16, n int32, fail string) asm.Instructions, flowsFD int) asm.Instructions {
+func mediaFlow(k mediaKind, loadOr func(fp int16, n int32, fail string) asm.Instructions, maps mediaMaps) asm.Instructions {
 	var p asm.Instructions
 	add := func(ins ...asm.Instruction) { p = append(p, ins...) }
 	seq := func(fp int16) asm.Instructions { // the sequence number at fp's header, host order, to fpSeq
@@ -347,15 +421,88 @@ func mediaFlow(k mediaKind, loadOr func(fp int16, n int32, fail string) asm.Inst
 			asm.StoreMem(asm.RFP, fpSeq, asm.R1, asm.DWord),
 		}
 	}
-	// update adds fpN packets and fpSeq to the flow of the key at fpKey.
+	// update adds fpN packets and fpSeq to the flow of the key at fpKey:
+	// in the port table when the port is free or the address's, and the
+	// SSRC has or finds a place there; else in the LRU hash. R0 points at
+	// the flow's {packets u64, highest u32} in "bump".
 	update := func(sfx string) asm.Instructions {
 		return asm.Instructions{
-			asm.LoadMapPtr(asm.R1, flowsFD),
+			asm.LoadMem(asm.R1, asm.RFP, fpKey+16, asm.Half),
+			asm.StoreMem(asm.RFP, fpPort, asm.R1, asm.Word),
+			asm.LoadMapPtr(asm.R1, maps.ports),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpPort),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "hash"+sfx),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.Word),
+			asm.JNE.Imm(asm.R1, 0, "entry"+sfx),
+			// A new port: take the next entry, counted in entry 0.
+			asm.StoreMem(asm.RFP, fpPtr, asm.R0, asm.DWord),
+			asm.StoreImm(asm.RFP, fpEntry, 0, asm.Word),
+			asm.LoadMapPtr(asm.R1, maps.entries),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpEntry),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "hash"+sfx),
+			asm.Mov.Imm(asm.R1, 1),
+			fetchAdd(asm.R0, asm.R1),
+			asm.Add.Imm(asm.R1, 1),
+			asm.JGE.Imm(asm.R1, portEntries, "hash"+sfx),
+			asm.LoadMem(asm.R0, asm.RFP, fpPtr, asm.DWord),
+			asm.StoreMem(asm.R0, 0, asm.R1, asm.Word),
+			asm.StoreMem(asm.RFP, fpEntry, asm.R1, asm.Word).WithSymbol("entry" + sfx),
+			asm.LoadMapPtr(asm.R1, maps.entries),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, fpEntry),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "hash"+sfx),
+			asm.LoadMem(asm.R1, asm.R0, 0, asm.DWord),
+			asm.LoadMem(asm.R2, asm.RFP, fpKey, asm.DWord),
+			asm.LoadMem(asm.R3, asm.R0, 8, asm.DWord),
+			asm.LoadMem(asm.R4, asm.RFP, fpKey+8, asm.DWord),
+			asm.JNE.Reg(asm.R1, asm.R2, "claim"+sfx),
+			asm.JEq.Reg(asm.R3, asm.R4, "own"+sfx),
+			// Another address's port, or a free entry to take.
+			asm.JNE.Imm(asm.R1, 0, "hash"+sfx).WithSymbol("claim" + sfx),
+			asm.JNE.Imm(asm.R3, 0, "hash"+sfx),
+			asm.StoreMem(asm.R0, 0, asm.R2, asm.DWord),
+			asm.StoreMem(asm.R0, 8, asm.R4, asm.DWord),
+			asm.LoadMem(asm.R1, asm.RFP, fpPort, asm.Word),
+			asm.StoreMem(asm.R0, portIndex, asm.R1, asm.Word),
+			// A place in use (packets not 0) with this SSRC, else a free one.
+			asm.LoadMem(asm.R5, asm.RFP, fpKey+20, asm.Word).WithSymbol("own" + sfx),
+			asm.LoadMem(asm.R1, asm.R0, portStream0, asm.DWord),
+			asm.JEq.Imm(asm.R1, 0, "try1"+sfx),
+			asm.LoadMem(asm.R1, asm.R0, portStream0+12, asm.Word),
+			asm.JNE.Reg(asm.R1, asm.R5, "try1"+sfx),
+			asm.Add.Imm(asm.R0, portStream0),
+			asm.Ja.Label("bump" + sfx),
+			asm.LoadMem(asm.R1, asm.R0, portStream1, asm.DWord).WithSymbol("try1" + sfx),
+			asm.JEq.Imm(asm.R1, 0, "free"+sfx),
+			asm.LoadMem(asm.R1, asm.R0, portStream1+12, asm.Word),
+			asm.JNE.Reg(asm.R1, asm.R5, "free"+sfx),
+			asm.Add.Imm(asm.R0, portStream1),
+			asm.Ja.Label("bump" + sfx),
+			asm.LoadMem(asm.R1, asm.R0, portStream0, asm.DWord).WithSymbol("free" + sfx),
+			asm.JEq.Imm(asm.R1, 0, "take0"+sfx),
+			asm.LoadMem(asm.R1, asm.R0, portStream1, asm.DWord),
+			asm.JNE.Imm(asm.R1, 0, "hash"+sfx),
+			asm.Add.Imm(asm.R0, portStream1),
+			asm.Ja.Label("fill" + sfx),
+			asm.Add.Imm(asm.R0, portStream0).WithSymbol("take0" + sfx),
+			asm.StoreMem(asm.R0, 12, asm.R5, asm.Word).WithSymbol("fill" + sfx),
+			asm.LoadMem(asm.R1, asm.RFP, fpSeq, asm.DWord),
+			asm.StoreMem(asm.R0, 8, asm.R1, asm.Word),
+			asm.LoadMem(asm.R1, asm.RFP, fpN, asm.DWord),
+			asm.StoreMem(asm.R0, 0, asm.R1, asm.DWord),
+			asm.Ja.Label("done" + sfx),
+
+			asm.LoadMapPtr(asm.R1, maps.flows).WithSymbol("hash" + sfx),
 			asm.Mov.Reg(asm.R2, asm.RFP),
 			asm.Add.Imm(asm.R2, fpKey),
 			asm.FnMapLookupElem.Call(),
 			asm.JEq.Imm(asm.R0, 0, "new"+sfx),
-			asm.LoadMem(asm.R1, asm.RFP, fpN, asm.DWord),
+			asm.LoadMem(asm.R1, asm.RFP, fpN, asm.DWord).WithSymbol("bump" + sfx),
 			asm.AddAtomic.Mem(asm.R0, asm.R1, asm.DWord, 0),
 			// A sequence number up to 2^15 ahead of the highest (mod
 			// 2^16) moves it; one behind is late and moves nothing.
@@ -374,7 +521,7 @@ func mediaFlow(k mediaKind, loadOr func(fp int16, n int32, fail string) asm.Inst
 			asm.LoadMem(asm.R1, asm.RFP, fpSeq, asm.DWord),
 			asm.StoreMem(asm.RFP, fpVal+8, asm.R1, asm.Word),
 			asm.StoreImm(asm.RFP, fpVal+12, 0, asm.Word),
-			asm.LoadMapPtr(asm.R1, flowsFD),
+			asm.LoadMapPtr(asm.R1, maps.flows),
 			asm.Mov.Reg(asm.R2, asm.RFP),
 			asm.Add.Imm(asm.R2, fpKey),
 			asm.Mov.Reg(asm.R3, asm.RFP),
@@ -559,6 +706,7 @@ func (s *MediaSink) Counts() (MediaCounts, error) {
 		}
 	}
 	cs.Packets, cs.Bytes = sum[mediaSlotRTP].Packets, sum[mediaSlotRTP].Bytes
+	cs.RTCP = sum[mediaSlotRTCP].Packets
 	cs.Sampled, cs.SampledBytes = sum[mediaSlotSampled].Packets, sum[mediaSlotSampled].Bytes
 	cs.NotUDP = sum[mediaSlotNotUDP].Packets
 	cs.Other = sum[mediaSlotOther].Packets + cs.NotUDP
@@ -573,6 +721,9 @@ func (s *MediaSink) Flows() (map[MediaFlow]MediaFlowCount, error) {
 		return nil, errors.New("bpf: media sink closed")
 	}
 	out := map[MediaFlow]MediaFlowCount{}
+	if err := s.readPorts(out); err != nil {
+		return nil, err
+	}
 	var k [mediaFlowKeySize]byte
 	var v [16]byte
 	it := s.flows.Iterate()
@@ -588,6 +739,43 @@ func (s *MediaSink) Flows() (map[MediaFlow]MediaFlowCount, error) {
 		return nil, fmt.Errorf("bpf: media sink: read flows: %w", err)
 	}
 	return out, nil
+}
+
+// readPorts adds the port table's flows to out, reading the entries'
+// memory.
+func (s *MediaSink) readPorts(out map[MediaFlow]MediaFlowCount) error {
+	mem, err := s.entries.Memory()
+	if err != nil {
+		return fmt.Errorf("bpf: media sink: map the port table: %w", err)
+	}
+	buf := make([]byte, portEntries*portEntrySize)
+	if _, err := mem.ReadAt(buf, 0); err != nil {
+		return fmt.Errorf("bpf: media sink: read the port table: %w", err)
+	}
+	taken := min(binary.NativeEndian.Uint64(buf), portEntries-1)
+	for i := 1; i <= int(taken); i++ {
+		e := buf[i*portEntrySize : (i+1)*portEntrySize]
+		a := [16]byte(e[:16])
+		if a == ([16]byte{}) {
+			continue
+		}
+		// The index is the port's wire bytes read little-endian.
+		port := binary.NativeEndian.Uint16(e[portIndex:])
+		dst := netip.AddrPortFrom(netip.AddrFrom16(a).Unmap(), port>>8|port<<8)
+		for _, off := range []int{portStream0, portStream1} {
+			f := e[off : off+16]
+			n := binary.NativeEndian.Uint64(f)
+			if n == 0 {
+				continue
+			}
+			k := MediaFlow{Dst: dst, SSRC: binary.BigEndian.Uint32(f[12:])}
+			c := out[k] // an entry taken twice for one port (see portEntries)
+			c.Packets += n
+			c.Highest = max(c.Highest, binary.NativeEndian.Uint32(f[8:]))
+			out[k] = c
+		}
+	}
+	return nil
 }
 
 // Close detaches the program (closing its link), unloads both programs and
@@ -606,7 +794,7 @@ func (s *MediaSink) Close() error {
 			*p = nil
 		}
 	}
-	for _, m := range []**ebpf.Map{&s.counters, &s.samples, &s.flows} {
+	for _, m := range []**ebpf.Map{&s.counters, &s.samples, &s.flows, &s.ports, &s.entries} {
 		if *m != nil {
 			errs = append(errs, (*m).Close())
 			*m = nil

@@ -136,9 +136,10 @@ func TestMediaSinkClassify(t *testing.T) {
 		{"second byte 191 (marker, PT 63)", udpFrame(testViewer6, 0, payload(100, 0x80, 191)), mediaSlotRTP, 0},
 		{"second byte 224 (marker, PT 96)", udpFrame(testViewer6, 0, payload(100, 0x80, 224)), mediaSlotRTP, 0},
 		{"second byte 255", udpFrame(testViewer6, 0, payload(100, 0x80, 255)), mediaSlotRTP, 0},
-		{"rtcp 192", udpFrame(testViewer6, 0, payload(100, 0x80, 192)), mediaSlotOther, 0},
-		{"rtcp sr 200", udpFrame(testViewer4, 0, payload(28, 0x80, 200)), mediaSlotOther, 0},
-		{"rtcp 223", udpFrame(testViewer4, 0, payload(28, 0x81, 223)), mediaSlotOther, 0},
+		{"rtcp 192", udpFrame(testViewer6, 0, payload(100, 0x80, 192)), mediaSlotRTCP, 0},
+		{"rtcp sr 200", udpFrame(testViewer4, 0, payload(28, 0x80, 200)), mediaSlotRTCP, 0},
+		{"rtcp 223", udpFrame(testViewer4, 0, payload(28, 0x81, 223)), mediaSlotRTCP, 0},
+		{"rtcp ipv6 to sample", udpFrame(testSample6, 0, payload(28, 0x80, 200)), mediaSlotOther, 0},
 		{"rtcp to sample", udpFrame(testSample4, 0, payload(28, 0x80, 201)), mediaSlotOther, 0},
 		{"stun", udpFrame(testViewer4, 0, payload(20, 0x00, 0x01)), mediaSlotOther, 0},
 		{"stun first byte 3", udpFrame(testViewer6, 0, payload(20, 0x03, 0x01)), mediaSlotOther, 0},
@@ -204,6 +205,9 @@ func TestMediaSinkClassify(t *testing.T) {
 				case mediaSlotSampled:
 					want.Sampled += segs
 					want.SampledBytes += bytes
+				case mediaSlotRTCP:
+					want.RTCP += segs
+					wantAction = kind.drop
 				case mediaSlotOther:
 					want.Other += segs
 				case mediaSlotNotUDP:
@@ -317,8 +321,8 @@ func kinds(t *testing.T, c *net.UDPConn, wait time.Duration) map[string]int {
 	}
 }
 
-// waitMedia reads the counters until they pass want's Packets, Sampled
-// and UDP Other, or 3 s go by, then once more after anything extra would
+// waitMedia reads the counters until they pass want's Packets, Sampled,
+// RTCP and UDP Other, or 3 s go by, then once more after anything extra would
 // have shown.
 func waitMedia(t *testing.T, s *MediaSink, want MediaCounts) MediaCounts {
 	t.Helper()
@@ -328,7 +332,7 @@ func waitMedia(t *testing.T, s *MediaSink, want MediaCounts) MediaCounts {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if (cs.Packets >= want.Packets && cs.Sampled >= want.Sampled &&
+		if (cs.Packets >= want.Packets && cs.Sampled >= want.Sampled && cs.RTCP >= want.RTCP &&
 			cs.Other-cs.NotUDP >= want.Other-want.NotUDP) || time.Now().After(deadline) {
 			time.Sleep(50 * time.Millisecond)
 			if cs, err = s.Counts(); err != nil {
@@ -410,10 +414,11 @@ func mediaRound(t *testing.T, s *MediaSink, n *testNetns, src, dst netip.Addr) {
 	want.Bytes += 10*rtpSize + uint64(len(gso))
 	want.Sampled += 4 + 6
 	want.SampledBytes += 4*rtpSize + uint64(len(gso))
-	want.Other += 4
+	want.RTCP++
+	want.Other += 3
 	checkMedia(t, waitMedia(t, s, want), want)
 
-	if got, want := kinds(t, viewer, 200*time.Millisecond), map[string]int{"stun": 1, "dtls": 1, "rtcp": 1}; !equalKinds(got, want) {
+	if got, want := kinds(t, viewer, 200*time.Millisecond), map[string]int{"stun": 1, "dtls": 1}; !equalKinds(got, want) {
 		t.Errorf("viewer received %v, want %v", got, want)
 	}
 	if got, want := kinds(t, sample, 200*time.Millisecond), map[string]int{"rtp": 4 + 6, "rtcp": 1}; !equalKinds(got, want) {
@@ -479,8 +484,8 @@ func liveSamples(t *testing.T, s *MediaSink, n *testNetns) {
 
 // Over a real veth, in both places: tc egress on the server's end (GSO
 // skbs counted as their segments) and XDP on the viewers' end (the server
-// segments). Viewers' sockets receive STUN, DTLS and RTCP but no RTP unless
-// they are samples; the counters match exactly; after Close RTP flows.
+// segments). Viewers' sockets receive STUN and DTLS but no RTP or RTCP
+// unless they are samples; the counters match exactly; after Close RTP flows.
 func TestMediaSinkVeth(t *testing.T) {
 	requireRoot(t)
 	for _, mode := range []string{"tc", "xdp"} {
@@ -593,7 +598,9 @@ func rtpRun(size, short int, hdrs ...[2]uint32) []byte {
 
 // The flow map: per destination and SSRC, packets and the highest sequence
 // number extended past wraps, from plain packets and from GSO runs whose
-// last, shorter segment may be of another stream.
+// last, shorter segment may be of another stream. The port table holds
+// the first address's first two streams on a port; the rest go to the LRU
+// hash, and Flows reads both.
 func TestMediaSinkFlows(t *testing.T) {
 	requireRoot(t)
 	leakCheck(t)
@@ -605,6 +612,7 @@ func TestMediaSinkFlows(t *testing.T) {
 		size uint32 // tc: gso_size
 	}
 	const a, b, c = 0x0a0a0a0a, 0xb0b0b0b0, 0xc
+	other := netip.MustParseAddrPort("198.18.3.7:7000")
 	one := func(dst netip.AddrPort, ssrc, seq uint32) step {
 		return step{fmt.Sprintf("%x/%d", ssrc, seq), dst, udpFrame(dst, 0, rtpRun(200, 0, [2]uint32{ssrc, seq})), 0, 0}
 	}
@@ -612,9 +620,10 @@ func TestMediaSinkFlows(t *testing.T) {
 		return step{name, dst, udpFrame(dst, 0, rtpRun(1000, short, hdrs...)), uint32(len(hdrs)), 1000}
 	}
 	tests := []struct {
-		prog  string
-		steps []step
-		want  map[MediaFlow]MediaFlowCount
+		prog   string
+		steps  []step
+		want   map[MediaFlow]MediaFlowCount
+		hashed int // flows in the LRU hash
 	}{
 		{"tc", []step{
 			one(testViewer4, a, 100),
@@ -631,17 +640,25 @@ func TestMediaSinkFlows(t *testing.T) {
 			{testViewer4, b}: {Packets: 1, Highest: 7},
 			{testViewer6, c}: {Packets: 2, Highest: 65538},
 			{testSample4, a}: {Packets: 1, Highest: 5},
-		}},
+		}, 1},
 		{"xdp", []step{
 			one(testViewer4, a, 65000),
 			one(testViewer4, a, 65001),
 			one(testViewer4, a, 64000), // late
 			one(testViewer4, a, 10),    // past the wrap: 545 numbers on
 			one(testViewer6, b, 1),
+			one(testViewer4, 0, 40), // SSRC 0 takes the second place
+			one(testViewer4, 0, 41),
+			one(testViewer4, c, 9), // a third stream: hashed
+			one(testViewer4, c, 10),
+			one(other, c, 3),
 		}, map[MediaFlow]MediaFlowCount{
 			{testViewer4, a}: {Packets: 4, Highest: 65536 + 10},
 			{testViewer6, b}: {Packets: 1, Highest: 1},
-		}},
+			{testViewer4, 0}: {Packets: 2, Highest: 41},
+			{testViewer4, c}: {Packets: 2, Highest: 10},
+			{other, c}:       {Packets: 1, Highest: 3},
+		}, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.prog, func(t *testing.T) {
@@ -679,6 +696,15 @@ func TestMediaSinkFlows(t *testing.T) {
 				if g, ok := got[f]; !ok || g != w {
 					t.Errorf("flow %v: %+v (found %v), want %+v", f, g, ok, w)
 				}
+			}
+			hashed := 0
+			var k [mediaFlowKeySize]byte
+			var v [16]byte
+			for it := s.flows.Iterate(); it.Next(&k, &v); {
+				hashed++
+			}
+			if hashed != tt.hashed {
+				t.Errorf("%d flows in the LRU hash, want %d", hashed, tt.hashed)
 			}
 		})
 	}

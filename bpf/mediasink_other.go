@@ -17,6 +17,7 @@ type MediaCounts struct {
 	Bytes        uint64
 	Sampled      uint64
 	SampledBytes uint64
+	RTCP         uint64
 	Other        uint64
 	NotUDP       uint64
 }
