@@ -28,6 +28,7 @@ type fanoutRig struct {
 func newFanoutRig(tb testing.TB, cfg Config, prof Profile, viewers, payload int) *fanoutRig {
 	tb.Helper()
 	cfg.Workers = 1
+	cfg.MaxLag = MaxMaxLag // the publisher keeps the queue half full: a throughput test, not a real-time one
 	p, ctrl := joinedPlane(tb, cfg, "127.0.0.1:0")
 	r := &fanoutRig{p: p, w: p.workers[0], src: p.NewSource("bench", 2)}
 	for k := 0; k < viewers; k++ {

@@ -33,6 +33,7 @@ type Config struct {
 	NoPrefetch    bool          // ablation: no prefetch of the next viewers' state
 	SndBuf        int           // SO_SNDBUF of send sockets; 0: kernel default
 	CallBytes     int           // most bytes of datagrams one send call carries; 0: 256 KiB
+	MaxLag        time.Duration // oldest a packet may be, past FlushInterval, when a worker takes it; 0: 300ms
 	CPUs          []int         // CPUs for the workers, one each; nil: chosen from the process mask
 	Logger        *slog.Logger
 }
@@ -45,6 +46,16 @@ const (
 	// the moment they are encrypted to the kernel's copy of them: a call of
 	// 1.7 MB made that copy four times as dear per byte.
 	defaultCallBytes = 256 << 10
+	// defaultMaxLag bounds the latency a socket worker behind its source
+	// adds: what waited longer is dropped rather than sent late. A worker
+	// keeping up waits at most a keyframe's fan-out, about 150 ms with
+	// 3000 viewers on one core; the in-queue would hold 14 s of a 2 Mbit/s
+	// stream, and a worker working through it after an overload serves
+	// every viewer seconds late for as long again.
+	defaultMaxLag = 300 * time.Millisecond
+	// MaxMaxLag bounds MaxLag: a saturation benchmark, whose backlog is
+	// deep by design, uses it to drop nothing.
+	MaxMaxLag = time.Minute
 
 	// maxBatch bounds Batch: a worker's batch array is allocated once.
 	maxBatch = 1024
@@ -75,13 +86,19 @@ const (
 
 // withDefaults fills zero fields and rejects impossible values.
 func (c Config) withDefaults() (Config, error) {
-	if c.Workers < 0 || c.Batch < 0 || c.FlushInterval < 0 || c.History < 0 || c.SndBuf < 0 || c.CallBytes < 0 {
+	if c.Workers < 0 || c.Batch < 0 || c.FlushInterval < 0 || c.History < 0 || c.SndBuf < 0 || c.CallBytes < 0 || c.MaxLag < 0 {
 		return c, errors.New("dataplane: negative config value")
 	}
 	if c.Batch == 0 {
 		c.Batch = defaultBatch
 	}
 	if err := checkBatch(c.Batch); err != nil {
+		return c, err
+	}
+	if c.MaxLag == 0 {
+		c.MaxLag = defaultMaxLag
+	}
+	if err := checkMaxLag(c.MaxLag); err != nil {
 		return c, err
 	}
 	if c.FlushInterval == 0 {
@@ -156,6 +173,13 @@ func checkFlushInterval(d time.Duration) error {
 	return nil
 }
 
+func checkMaxLag(d time.Duration) error {
+	if d < time.Millisecond || d > MaxMaxLag {
+		return fmt.Errorf("dataplane: max lag %v out of range [1ms, %v]", d, MaxMaxLag)
+	}
+	return nil
+}
+
 func checkSndBuf(n int) error {
 	if n < 0 || n > maxSndBuf {
 		return fmt.Errorf("dataplane: sndbuf %d out of range [0, %d]", n, maxSndBuf)
@@ -178,6 +202,7 @@ type WorkerStats struct {
 	Sendmmsg     uint64 // send system calls (sendmmsg, or sendmsg/sendto without mmsg)
 	Errors       uint64 // packets the kernel rejected, or that had nowhere to go
 	Drops        uint64 // published packets dropped because the worker's queue was full
+	Late         uint64 // packets dropped because they waited longer than MaxLag
 	Datagrams    uint64 // messages the kernel accepted: a GSO datagram counts once
 	Segments     uint64 // packets that went inside multi-segment GSO datagrams
 	GSOFallbacks uint64 // sockets that turned GSO off after the kernel refused it

@@ -18,6 +18,7 @@ type Plane struct {
 	// Live settings, read by the workers once per batch.
 	batch    atomic.Int64 // packets
 	flush    atomic.Int64 // time.Duration
+	maxLag   atomic.Int64 // time.Duration
 	call     atomic.Int64 // bytes of datagrams per send call
 	gso      atomic.Bool
 	prefetch atomic.Bool
@@ -60,6 +61,7 @@ func New(cfg Config) (*Plane, error) {
 	}
 	p.batch.Store(int64(cfg.Batch))
 	p.flush.Store(int64(cfg.FlushInterval))
+	p.maxLag.Store(int64(cfg.MaxLag))
 	p.call.Store(int64(cfg.CallBytes))
 	p.gso.Store(!cfg.NoGSO)
 	p.prefetch.Store(!cfg.NoPrefetch)
@@ -196,6 +198,7 @@ func (p *Plane) Stats() Stats {
 			Sendmmsg:     w.st.calls.Load(),
 			Errors:       w.st.errors.Load(),
 			Drops:        w.st.drops.Load(),
+			Late:         w.st.late.Load(),
 			Datagrams:    w.st.datagrams.Load(),
 			Segments:     w.st.segments.Load(),
 			GSOFallbacks: w.st.fallbacks.Load(),

@@ -41,6 +41,17 @@ func (p *Plane) SetFlushInterval(d time.Duration) error {
 	return nil
 }
 
+// SetMaxLag sets the oldest a packet may be, past the flush interval, when
+// a socket worker takes it, in [1ms, 1m]: older packets are dropped and
+// counted in Late. Queue mode, the Janus-like baseline, queues as Janus does.
+func (p *Plane) SetMaxLag(d time.Duration) error {
+	if err := checkMaxLag(d); err != nil {
+		return err
+	}
+	p.maxLag.Store(int64(d))
+	return nil
+}
+
 // SetCallBytes sets the most bytes of datagrams a worker hands the kernel
 // in one send call, in [64 KiB, 1632 KiB]. Smaller keeps them in the
 // core's L2 cache until the kernel copies them; larger makes fewer calls.
@@ -102,6 +113,7 @@ func (p *Plane) Config() Config {
 	c.CPUs = append([]int(nil), c.CPUs...)
 	c.Batch = int(p.batch.Load())
 	c.FlushInterval = time.Duration(p.flush.Load())
+	c.MaxLag = time.Duration(p.maxLag.Load())
 	c.NoGSO = !p.gso.Load()
 	c.NoMMsg = !p.mmsg.Load()
 	c.NoPrefetch = !p.prefetch.Load()

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -69,7 +70,7 @@ type worker struct {
 
 // wstats are a worker's counters, read by Stats from any goroutine.
 type wstats struct {
-	packets, bytes, calls, errors, drops, datagrams, segments, fallbacks atomic.Uint64
+	packets, bytes, calls, errors, drops, late, datagrams, segments, fallbacks atomic.Uint64
 }
 
 // sendCounts accumulate during one flush; the worker adds them to its
@@ -246,12 +247,26 @@ func (w *worker) process() {
 }
 
 // stage retains each packet once for the worker and groups the batch by
-// source.
+// source. A socket worker drops what waited longer than the plane's
+// MaxLag past its flush interval: behind its source, it sends what is
+// fresh rather than work through seconds of queue (the viewers see the
+// loss, and video recovers at a keyframe or with a NACK of a packet sent).
 func (w *worker) stage() {
+	limit := int64(math.MinInt64) // queue mode: nothing is late
+	if !w.queue {
+		limit = int64(time.Since(w.p.epoch)) - w.p.maxLag.Load() - w.p.flush.Load()
+	}
+	late := uint64(0)
 	for i, pk := range w.batch {
 		st := w.sources[pk.src]
 		if st == nil {
 			pk.release() // the last viewer left after Publish took its snapshot
+			continue
+		}
+		if pk.at < limit {
+			st.last[pk.stream] = pk.num // passed over, as if sent: a rebalance must not send it either
+			late++
+			pk.release()
 			continue
 		}
 		w.bpos[i] = st.rings[pk.stream].push(pk)
@@ -264,6 +279,9 @@ func (w *worker) stage() {
 			st.inBatch[pk.stream] = true
 			st.streams = append(st.streams, pk.stream)
 		}
+	}
+	if late > 0 {
+		w.st.late.Add(late)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -175,10 +174,40 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 	return t, nil
 }
 
-// runTarget starts one server, its source and the viewers, searches its
-// capacity with one sink, and samples QoE at half of it. Every sink gets
-// a fresh server: one pushed past its capacity may not recover.
+// runTarget searches one server's capacity with one sink, then samples QoE
+// at half of it. Each gets a fresh server: one pushed past its capacity
+// may not recover (Janus has kept a second of queue after half its viewers
+// hung up), and the QoE point is of a server at half its load, not of one
+// coming back from overload.
 func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
+	var c Capacity
+	err := withTarget(ctx, o, r, sink, func(m *measurer) error {
+		var err error
+		c, err = Search(ctx, m, o.Search, o.Logf)
+		r.ByS[sink] = c
+		return err
+	})
+	half := c.Best.Viewers / 2
+	if err != nil || half == 0 {
+		return err
+	}
+	return withTarget(ctx, o, r, sink, func(m *measurer) error {
+		m.window = o.QoEWindow
+		p, err := m.Measure(ctx, half)
+		if err != nil {
+			return err
+		}
+		p.Pass = o.Search.passes(p)
+		r.QoE[sink] = p
+		o.Logf("%-22s %5d viewers (half capacity): loss %.3f%% (samples %.3f%%), latency p50 %v p99 %v, jitter %.2f ms",
+			p.Label(), p.Viewers, 100*p.Loss, 100*p.SampleLoss, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.JitterMs)
+		return nil
+	})
+}
+
+// withTarget starts r's server, its source, the viewers' side (none yet)
+// and the sink, runs f, and stops them all.
+func withTarget(ctx context.Context, o Options, r *Result, sink string, f func(*measurer) error) error {
 	t, err := startTarget(ctx, o, r.Target)
 	if err != nil {
 		return err
@@ -215,76 +244,13 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 	if err := m.useSink(sink); err != nil {
 		return err
 	}
-	c, err := Search(ctx, m, o.Search, o.Logf)
-	r.ByS[sink] = c
-	if err != nil {
+	if err := f(m); err != nil {
 		return err
-	}
-	if half := c.Best.Viewers / 2; half > 0 {
-		// Past its capacity a server has queued, and hanging up half the
-		// viewers keeps it busy a while (Janus tears each PeerConnection
-		// down on its one loop): let it drain first.
-		load.Remove(ctx, load.Viewers()-half)
-		if err := m.drain(ctx); err != nil {
-			return err
-		}
-		m.window = o.QoEWindow
-		p, err := m.Measure(ctx, half)
-		if err != nil {
-			return err
-		}
-		p.Pass = o.Search.passes(p)
-		r.QoE[sink] = p
-		o.Logf("%-22s %5d viewers (half capacity): loss %.3f%% (samples %.3f%%), latency p50 %v p99 %v, jitter %.2f ms",
-			p.Label(), p.Viewers, 100*p.Loss, 100*p.SampleLoss, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.JitterMs)
 	}
 	if gone, err := t.exited(); gone {
 		return fmt.Errorf("the server exited during the run: %v", err)
 	}
 	return nil
-}
-
-// drain waits, after viewers hung up, until both sides are as busy from
-// one second to the next (within 3 points): the server core, and this
-// process, the viewers' side, whose samples time the packets. At least 4 s,
-// at most 20 s. A server tears its viewers down after the hangups return
-// (Janus on its one loop), this side closes their ICE agents and DTLS
-// connections, and both then collect the garbage of a thousand viewers.
-func (m *measurer) drain(ctx context.Context) error {
-	const (
-		least, most = 4 * time.Second, 20 * time.Second
-		still       = 0.03
-	)
-	self := os.Getpid()
-	start := time.Now()
-	prev, err := sysstat.ReadCPUs()
-	if err != nil {
-		return err
-	}
-	prevSelf, _ := sysstat.ProcessCPU(self)
-	lastSrv, lastSelf := -1.0, -1.0
-	for {
-		if !sleepCtx(ctx, time.Second) {
-			return ctx.Err()
-		}
-		cur, err := sysstat.ReadCPUs()
-		if err != nil {
-			return err
-		}
-		curSelf, _ := sysstat.ProcessCPU(self)
-		srv := 0.0
-		for _, c := range m.o.ServerCPUs {
-			b, _, _ := sysstat.Util(prev, cur, c)
-			srv += b / float64(len(m.o.ServerCPUs))
-		}
-		own := curSelf - prevSelf // CPU seconds in about one second
-		prev, prevSelf = cur, curSelf
-		el := time.Since(start)
-		if el >= most || (el >= least && lastSrv >= 0 && math.Abs(srv-lastSrv) < still && math.Abs(own-lastSelf) < still) {
-			return nil
-		}
-		lastSrv, lastSelf = srv, own
-	}
 }
 
 // measurer is the Stepper of one target: it sets the number of viewers

@@ -38,6 +38,7 @@ type Config struct {
 	Mode          dataplane.Mode
 	Batch         int
 	FlushInterval time.Duration
+	MaxLag        time.Duration
 	NoGSO, NoMMsg bool
 	NoPrefetch    bool
 	HugePages     bool // advise the heap to transparent huge pages (internal/hugepage)

@@ -82,6 +82,9 @@ func NewKnobs() *Knobs {
 			Apply: plane(func(p *dataplane.Plane, v knobs.Value) error {
 				return p.SetFlushInterval(time.Duration(v.Int()) * time.Microsecond)
 			})},
+		knobs.Knob{Path: "dataplane/max_lag", Kind: knobs.Duration, Default: "300ms", Live: true,
+			Doc:   "oldest a packet may be, past flush_us, when a worker takes it: a worker behind its source drops older ones rather than send them late (socket mode)",
+			Apply: plane(func(p *dataplane.Plane, v knobs.Value) error { return p.SetMaxLag(v.Duration()) })},
 		knobs.Knob{Path: "dataplane/gso", Kind: knobs.Bool, Default: "true", Live: true,
 			Doc:   "UDP GSO: a viewer's equal-size packets leave in one datagram",
 			Apply: plane(func(p *dataplane.Plane, v knobs.Value) error { p.SetGSO(v.Bool()); return nil })},
@@ -180,6 +183,7 @@ func (k *Knobs) Config() (Config, error) {
 		Mode:              dataplane.Mode(v("dataplane/mode").String()),
 		Batch:             v("dataplane/batch").Int(),
 		FlushInterval:     time.Duration(v("dataplane/flush_us").Int()) * time.Microsecond,
+		MaxLag:            v("dataplane/max_lag").Duration(),
 		NoGSO:             !v("dataplane/gso").Bool(),
 		NoMMsg:            !v("dataplane/mmsg").Bool(),
 		NoPrefetch:        !v("dataplane/prefetch").Bool(),
