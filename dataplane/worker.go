@@ -153,6 +153,23 @@ func (w *worker) run() {
 		}
 		w.collect()
 		w.process()
+		w.controls()
+	}
+}
+
+// controls applies every control operation already waiting, between two
+// batches. With media always queued, the select above would take one
+// operation per batch, at random, and at thousands of viewers a batch
+// takes tens of milliseconds: a thousand hangups took seconds to leave,
+// sent media all the while, and joins waited as long.
+func (w *worker) controls() {
+	for {
+		select {
+		case o := <-w.ctl:
+			o.done <- w.apply(o)
+		default:
+			return
+		}
 	}
 }
 
