@@ -83,6 +83,12 @@ type Capacity struct {
 	Points  []Point
 }
 
+// Past nearCPU of the server core, a step grows by at most nearGrowth.
+const (
+	nearCPU    = 0.6
+	nearGrowth = 0.1
+)
+
 // marginal bounds the loss, in multiples of the limit, of a failing step
 // that is measured a second time.
 const marginal = 4
@@ -130,10 +136,16 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		}
 		// Go 60% of the way to where the core would be full: the core's
 		// cost per viewer is not quite linear, and overshooting ends the
-		// search further from the capacity than undershooting.
+		// search further from the capacity than undershooting. Past
+		// nearCPU, at most nearGrowth: a server may fail before its core
+		// is full (Spillway's queue mode, at 80-90%), and a step that
+		// overshoots there reports the capacity a whole step low.
 		f := c.Growth
 		if p.CPU > 0 {
 			f = min(f, max(1+c.Resolution, 1+0.6*(0.97/p.CPU-1)))
+		}
+		if p.CPU >= nearCPU {
+			f = min(f, 1+max(nearGrowth, c.Resolution))
 		}
 		n = min(c.Max, max(n+1, int(math.Ceil(float64(p.Viewers)*f))))
 	}

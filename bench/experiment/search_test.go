@@ -57,7 +57,7 @@ func TestSearchFindsCapacity(t *testing.T) {
 				t.Errorf("capacity %d: steps go down: %v", capacity, f.steps)
 			}
 		}
-		if len(c.Points) != len(f.steps) || len(f.steps) > 16 {
+		if len(c.Points) != len(f.steps) || len(f.steps) > 20 {
 			t.Errorf("capacity %d: %d points, %d steps %v", capacity, len(c.Points), len(f.steps), f.steps)
 		}
 	}
@@ -253,5 +253,36 @@ type shortOnce struct {
 func (s *shortOnce) Measure(ctx context.Context, n int) (Point, error) {
 	p, err := s.fakeServer.Measure(ctx, n)
 	p.Shortfall = s.short
+	return p, err
+}
+
+// A server that fails before its core is full: past nearCPU the steps are
+// fine enough that the capacity found is within nearGrowth of the true one,
+// where the CPU's prediction alone would overshoot by a third.
+func TestSearchFineNearTheKnee(t *testing.T) {
+	cfg := SearchConfig{Start: 100, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
+	for _, capacity := range []int{300, 450, 2000} {
+		f := &earlyFailer{fakeServer{capacity: capacity}, 0.8}
+		c, err := Search(context.Background(), f, cfg, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Above the capacity only by the loss the limit allows.
+		if got := c.Best.Viewers; float64(got) > float64(capacity)/(1-cfg.LossLimit)+1 || float64(got) < float64(capacity)/(1+nearGrowth)-1 {
+			t.Errorf("capacity %d (core %.0f%% busy there): found %d (steps %v)", capacity, 100*f.busyAt, got, f.steps)
+		}
+	}
+}
+
+// earlyFailer is a fakeServer whose core is only busyAt busy at its
+// capacity.
+type earlyFailer struct {
+	fakeServer
+	busyAt float64
+}
+
+func (f *earlyFailer) Measure(ctx context.Context, n int) (Point, error) {
+	p, err := f.fakeServer.Measure(ctx, n)
+	p.CPU = min(1, f.busyAt*float64(n)/float64(f.capacity))
 	return p, err
 }
