@@ -367,8 +367,12 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 				}
 			}
 		}
-		// A new viewer gets video from the next keyframe on: wait for one.
+		// A new viewer gets video from the next keyframe on: wait for one,
+		// and for more if the server set some up after it.
 		if err := m.waitKeyframe(ctx); err != nil {
+			return p, err
+		}
+		if err := m.waitStreams(ctx, n); err != nil {
 			return p, err
 		}
 	case n < cur:
@@ -471,6 +475,43 @@ func (m *measurer) waitKeyframe(ctx context.Context) error {
 	}
 	if !sleepCtx(ctx, 300*time.Millisecond) {
 		return ctx.Err()
+	}
+	return nil
+}
+
+// waitStreams waits, a keyframe at a time and at most three, until the
+// sink sees every stream of as many destinations as there are viewers. On
+// a saturated core the server may set up the last viewers to join only
+// after the keyframe that followed their joins; their video starts at the
+// next one, and a window before it would count them as falling short.
+func (m *measurer) waitStreams(ctx context.Context, viewers int) error {
+	streams := 1
+	if m.src.Counters().Audio.Packets > 0 {
+		streams = 2
+	}
+	for range 3 {
+		flows, err := m.sink.Flows()
+		if err != nil {
+			return err
+		}
+		per := map[netip.AddrPort]int{}
+		for f, c := range flows {
+			if c.Packets > 0 {
+				per[f.Dst]++
+			}
+		}
+		full := 0
+		for _, k := range per {
+			if k >= streams {
+				full++
+			}
+		}
+		if full >= viewers {
+			return nil
+		}
+		if err := m.waitKeyframe(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
