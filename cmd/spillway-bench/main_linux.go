@@ -60,7 +60,7 @@ func run(args []string) error {
 	fs.Float64Var(&o.Search.Growth, "growth", 1.6, "largest step factor")
 	fs.IntVar(&o.Search.Max, "max", 6000, "most viewers tried")
 	fs.Float64Var(&o.Search.Resolution, "resolution", 0.05, "smallest step near the capacity, as a fraction")
-	fs.IntVar(&o.Search.MaxSteps, "max-steps", 16, "most steps per search")
+	fs.IntVar(&o.Search.MaxSteps, "max-steps", 24, "most steps per search (a search that reaches it has no first failing step: it found a lower bound)")
 	fs.Float64Var(&o.Search.LossLimit, "loss", 0.005, "a step passes with loss under this (by the viewers' RTP sequence numbers)")
 	fs.Float64Var(&o.Search.ShortfallLimit, "shortfall", 0.02, "and with delivery behind the source by less than this (a server that queues instead of keeping up)")
 	profile := fs.String("profile", "gcm", "the one SRTP profile viewers offer, so that both servers use it: gcm (AES-128-GCM) or cm80")
