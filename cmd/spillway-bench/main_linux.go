@@ -56,7 +56,7 @@ func run(args []string) error {
 	fs.DurationVar(&o.Settle, "settle", 500*time.Millisecond, "wait after changing the viewers (and, after joins, after the next keyframe) before a window")
 	fs.DurationVar(&o.Window, "window", 3*time.Second, "measured window per step")
 	fs.DurationVar(&o.QoEWindow, "qoe-window", 5*time.Second, "window of the QoE sample at half capacity")
-	fs.IntVar(&o.Search.Start, "start", 200, "viewers of the first step")
+	fs.IntVar(&o.Search.Start, "start", 100, "viewers of the first step")
 	fs.Float64Var(&o.Search.Growth, "growth", 1.6, "largest step factor")
 	fs.IntVar(&o.Search.Max, "max", 6000, "most viewers tried")
 	fs.Float64Var(&o.Search.Resolution, "resolution", 0.05, "smallest step near the capacity, as a fraction")
