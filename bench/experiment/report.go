@@ -88,7 +88,7 @@ func oneLine(s string) string {
 	return strings.ReplaceAll(s, "|", "/")
 }
 
-var csvHeader = []string{"target", "sink", "mbit_s", "kind", "viewers", "up", "loss", "shortfall", "sample_loss", "mpps", "gbit_s",
+var csvHeader = []string{"target", "sink", "mbit_s", "kind", "viewers", "up", "starved", "loss", "shortfall", "sample_loss", "mpps", "gbit_s",
 	"cpu", "softirq", "proc_cpu", "rss_bytes", "p50_ms", "p99_ms", "jitter_ms", "latency_packets", "source_late", "window_s", "pass"}
 
 // WriteCSV writes every measured point, search steps and QoE samples.
@@ -97,7 +97,7 @@ func WriteCSV(w io.Writer, rs []Result) error {
 	cw.Write(csvHeader)
 	f := func(x float64) string { return strconv.FormatFloat(x, 'f', 6, 64) }
 	put := func(p Point, kind string) {
-		cw.Write([]string{p.Target, p.Sink, f(p.Rate), kind, strconv.Itoa(p.Viewers), strconv.Itoa(p.Up), f(p.Loss), f(p.Shortfall), f(p.SampleLoss),
+		cw.Write([]string{p.Target, p.Sink, f(p.Rate), kind, strconv.Itoa(p.Viewers), strconv.Itoa(p.Up), strconv.Itoa(p.Starved), f(p.Loss), f(p.Shortfall), f(p.SampleLoss),
 			f(p.Mpps), f(p.Gbps), f(p.CPU), f(p.Softirq), f(p.ProcCPU), strconv.FormatInt(p.RSS, 10),
 			f(float64(p.P50) / 1e6), f(float64(p.P99) / 1e6), f(p.JitterMs), strconv.FormatUint(p.LatPackets, 10),
 			strconv.FormatUint(p.SourceLate, 10), f(p.WindowSecs), strconv.FormatBool(p.Pass)})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"strings"
@@ -217,9 +218,10 @@ func withTarget(ctx context.Context, o Options, r *Result, sink string, f func(*
 			o.Logf("%s: stop: %v", t.name, err)
 		}
 	}()
+	vm := media.DefaultVideoModel(int(r.Rate * 1e6))
 	src, err := media.NewSource(media.SourceConfig{
 		Local: netip.AddrPortFrom(o.ClientIP, 0), Video: t.video, Audio: t.audio,
-		VideoModel: media.DefaultVideoModel(int(r.Rate * 1e6)),
+		VideoModel: vm,
 		RealTime:   10, // SCHED_FIFO: the source keeps time on a saturated client core
 		Logger:     o.Logger,
 	})
@@ -234,12 +236,16 @@ func withTarget(ctx context.Context, o Options, r *Result, sink string, f func(*
 	load, err := loadgen.New(loadgen.Config{
 		URL: t.url, Mountpoint: t.mp, LocalIP: o.ClientIP, Profiles: []dtls.SRTPProtectionProfile{o.Profile},
 		Stamp: media.SentAt, Logger: o.Logger, PerSession: 100, Concurrency: 16,
+		// A join takes well under a second below the knee; a server past
+		// it that keeps joins waiting is failing, and 30 s each only
+		// makes the failing step long.
+		JoinTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		return err
 	}
 	defer load.Close()
-	m := &measurer{o: o, t: t, src: src, load: load, rate: r.Rate, window: o.Window}
+	m := &measurer{o: o, t: t, src: src, video: vm, load: load, rate: r.Rate, window: o.Window}
 	defer m.closeSink()
 	if err := m.useSink(sink); err != nil {
 		return err
@@ -259,6 +265,7 @@ type measurer struct {
 	o      Options
 	t      *target
 	src    *media.Source
+	video  media.VideoModel
 	load   *loadgen.Load
 	rate   float64
 	sink   *bpf.MediaSink
@@ -328,6 +335,12 @@ func (m *measurer) snap() (snapshot, error) {
 	return s, nil
 }
 
+// retrySettle is the least wait before a window at the load of the last
+// one: a Spillway worker that fell max_lag behind sheds it at its spare
+// capacity, a tenth of a core near the knee, and a hundred viewers just
+// set up cost a server more for some seconds than once they run.
+const retrySettle = 4 * time.Second
+
 // Measure sets the load to n viewers, lets it settle, and measures a
 // window.
 func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
@@ -378,10 +391,17 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	case n < cur:
 		m.load.Remove(ctx, cur-n)
 	}
-	if !sleepCtx(ctx, m.o.Settle) {
+	settle := m.o.Settle
+	if n == cur {
+		// The same load again, after a failing window: a server that
+		// fell behind in it gets time to catch up, or shows it cannot.
+		settle = max(settle, retrySettle)
+	}
+	if !sleepCtx(ctx, settle) {
 		return p, ctx.Err()
 	}
-	if err := m.syncFrame(ctx); err != nil {
+	start, err := m.syncGOP(ctx, 0)
+	if err != nil {
 		return p, err
 	}
 	a, err := m.snap()
@@ -389,10 +409,7 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 		return p, err
 	}
 	m.load.ResetLatency()
-	if !sleepCtx(ctx, m.window) {
-		return p, ctx.Err()
-	}
-	if err := m.syncFrame(ctx); err != nil {
+	if _, err := m.syncGOP(ctx, start+m.gops()*uint64(m.video.GOP)); err != nil {
 		return p, err
 	}
 	z, err := m.snap()
@@ -412,6 +429,7 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	if exp, lost := bpf.FlowLoss(a.flows, z.flows); exp > 0 {
 		p.Loss = float64(lost) / float64(exp)
 	}
+	p.Starved = max(0, p.Viewers-len(fed(a.flows, z.flows)))
 	p.Mpps = p.Delivered / dt / 1e6
 	p.Gbps = float64(z.sink.Bytes+z.sink.SampledBytes-a.sink.Bytes-a.sink.SampledBytes) * 8 / dt / 1e9
 	for _, c := range m.o.ServerCPUs { // the mean over the server's cores
@@ -427,38 +445,48 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	return p, nil
 }
 
-// syncFrame returns shortly after the source has sent a delta frame that
-// follows three others. Both ends of a window are taken so: a frame's
-// packets are counted as expected as soon as the source sends them, and
-// delivered only once the server has sent them to every viewer, which at
-// a thousand viewers takes a good part of a frame interval; at the same
-// phase of the same kind of frame, what is in flight at the start and at
-// the end of the window is the same, and cancels. A keyframe in flight at
-// one end only would be worth a few percent of loss.
-func (m *measurer) syncFrame(ctx context.Context) error {
-	const phase = 5 * time.Millisecond
-	prev := m.src.Counters()
-	calm := 0 // delta frames seen in a row
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		if !sleepCtx(ctx, 500*time.Microsecond) {
-			return ctx.Err()
-		}
-		c := m.src.Counters()
-		switch {
-		case c.Keyframes != prev.Keyframes:
-			calm = 0
-		case c.Frames != prev.Frames:
-			calm++
-			if calm >= 4 {
-				if !sleepCtx(ctx, phase) {
-					return ctx.Err()
-				}
-				return nil
-			}
-		}
-		prev = c
+// gops is the window in whole GOPs of the source, at least one.
+func (m *measurer) gops() uint64 {
+	gop := time.Duration(m.video.GOP) * time.Second / time.Duration(m.video.FPS)
+	return uint64(max(1, math.Round(float64(m.window)/float64(gop))))
+}
+
+// syncGOP returns just after the source has sent the delta frame halfway
+// through a GOP, the first at or after frame count from, and returns the
+// frame count. Both ends of a window are taken so, whole GOPs apart: a
+// frame's packets are counted as expected as soon as the source sends them,
+// and delivered only once the server has sent them to every viewer, which
+// at the knee takes a good part of a second for a keyframe. Halfway between
+// two keyframes, what is in flight is the same few delta frames at both
+// ends, and cancels, and every window holds the same media. (An end just
+// after a keyframe was worth a few percent of shortfall to a server that
+// fans out slowly.)
+func (m *measurer) syncGOP(ctx context.Context, from uint64) (uint64, error) {
+	gop := uint64(m.video.GOP)
+	frame := time.Second / time.Duration(m.video.FPS)
+	c := m.src.Counters().Frames
+	from = max(from, c)
+	// The count right after frame gop/2 of a GOP went out (frame 0 is a
+	// keyframe).
+	target := from - from%gop + gop/2 + 1
+	if target < from {
+		target += gop
 	}
-	return errors.New("the source sent no frame in 5 s")
+	wait := time.Duration(target-c) * frame
+	if !sleepCtx(ctx, wait-2*frame) {
+		return 0, ctx.Err()
+	}
+	for deadline := time.Now().Add(2*frame + 5*time.Second); ; {
+		if c = m.src.Counters().Frames; c >= target {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, errors.New("the source stopped sending frames")
+		}
+		if !sleepCtx(ctx, 500*time.Microsecond) {
+			return 0, ctx.Err()
+		}
+	}
 }
 
 // waitKeyframe waits until the source has sent a keyframe, and a little
@@ -514,6 +542,18 @@ func (m *measurer) waitStreams(ctx context.Context, viewers int) error {
 		}
 	}
 	return nil
+}
+
+// fed is the destinations that got packets between two readings of the
+// sink's flows. Viewers that got none fall short without a sequence gap.
+func fed(a, z map[bpf.MediaFlow]bpf.MediaFlowCount) map[netip.AddrPort]bool {
+	out := map[netip.AddrPort]bool{}
+	for f, end := range z {
+		if end.Packets > a[f].Packets {
+			out[f.Dst] = true
+		}
+	}
+	return out
 }
 
 // sampleFigures is the samples' own loss over the window (sequence gaps)

@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ type Point struct {
 	Rate    float64 // stream bitrate, Mbit/s
 	Viewers int     // viewers held during the window
 	Up      int     // of which the server had not hung up
+	Starved int     // viewers the sink saw no media go to in the window
 
 	Expected  float64 // RTP packets the viewers should have got: source packets x viewers
 	Delivered float64 // RTP packets the sink counted (samples included)
@@ -69,10 +71,17 @@ func (c SearchConfig) passes(p Point) bool {
 	return p.Loss < c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < c.ShortfallLimit)
 }
 
-// nearly tells whether a failing p failed by little: it may have been one
-// disturbed window.
+// nearly tells whether a failing p failed by little: before any step has
+// passed, it may have been one disturbed window; otherwise the first steps
+// started too high.
 func (c SearchConfig) nearly(p Point) bool {
 	return p.Loss < marginal*c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < 2*c.ShortfallLimit)
+}
+
+// close tells whether a passing p came near a limit: the server is at its
+// knee, whatever its core says.
+func (c SearchConfig) close(p Point) bool {
+	return p.Loss >= c.LossLimit/2 || (c.ShortfallLimit > 0 && p.Shortfall >= c.ShortfallLimit/2)
 }
 
 // Capacity is what a search found: the most viewers held under the loss
@@ -89,20 +98,29 @@ const (
 	nearGrowth = 0.1
 )
 
-// marginal bounds the loss, in multiples of the limit, of a failing step
-// that is measured a second time.
+// marginal bounds the loss, in multiples of the limit, of a failing first
+// step that is measured a second time before the search steps down.
 const marginal = 4
 
 // Search only climbs: a server pushed past its capacity may not recover
 // when viewers leave (Janus keeps growing queues and its latency stays
 // high), so a bisection from above would measure that, not the capacity.
 // Each step grows the load by what the server core's idle share predicts
-// it can take, at most Growth and at least Resolution, and the first step
-// that fails ends the search (until one passes, a failing step halves).
+// it can take, at most Growth and at least Resolution. A failing step is
+// measured once more, and the second failure ends the search (until one
+// step passes, a failing step halves instead).
+//
+// The second window is for the machine, not the server: a VM whose speed
+// changes by a quarter for seconds at a time fails whichever step it
+// slows, and a search that ends at the first failure reports the slowest
+// moment it met. A server truly past its capacity fails both: Janus does
+// not recover from queueing, and a Spillway worker behind its source drops
+// what is older than max_lag.
 func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format string, args ...any)) (Capacity, error) {
 	var cap Capacity
 	n := c.Start
-	retried := false
+	var failed *Point // the first window at n, when it failed
+	asked := 0        // the viewers that window asked for
 	for step := 0; step < c.MaxSteps; step++ {
 		p, err := s.Measure(ctx, n)
 		if err != nil {
@@ -110,16 +128,25 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		}
 		p.Pass = c.passes(p)
 		cap.Points = append(cap.Points, p)
-		logf("%-22s %5d viewers: loss %7.3f%% (short %6.3f%%), %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
-			p.Label(), p.Viewers, 100*p.Loss, 100*p.Shortfall, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))
-		if !p.Pass && c.nearly(p) && !retried {
-			// A loss near the limit may be one disturbed window: measure
-			// the same load once more before it ends the search.
-			retried = true
+		starved := ""
+		if p.Starved > 0 {
+			starved = fmt.Sprintf(", %d starved", p.Starved)
+		}
+		logf("%-22s %5d viewers: loss %7.3f%% (short %6.3f%%%s), %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
+			p.Label(), p.Viewers, 100*p.Loss, 100*p.Shortfall, starved, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))
+		if !p.Pass && failed == nil && (cap.Best.Viewers > 0 || c.nearly(p)) {
+			first := p
+			failed, asked = &first, n
 			step--
+			// The same load once more: the viewers it held, not those
+			// asked for (a server past its capacity may refuse joins).
+			if p.Viewers > 0 {
+				n = p.Viewers
+			}
 			continue
 		}
-		retried = false
+		again := failed
+		failed = nil
 		if !p.Pass {
 			if cap.Best.Viewers == 0 && n > 1 {
 				n /= 2 // the first steps started too high: step down until one passes
@@ -131,20 +158,32 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		if p.Viewers > cap.Best.Viewers {
 			cap.Best = p
 		}
+		if again != nil && again.Viewers < asked {
+			// It held its viewers but refused more: that is its limit,
+			// and asking again would go round in circles.
+			cap.Failing = asked
+			return cap, nil
+		}
 		if n >= c.Max {
 			return cap, nil
 		}
 		// Go 60% of the way to where the core would be full: the core's
 		// cost per viewer is not quite linear, and overshooting ends the
-		// search further from the capacity than undershooting. Past
-		// nearCPU, at most nearGrowth: a server may fail before its core
-		// is full (Spillway's queue mode, at 80-90%), and a step that
-		// overshoots there reports the capacity a whole step low.
-		f := c.Growth
-		if p.CPU > 0 {
-			f = min(f, max(1+c.Resolution, 1+0.6*(0.97/p.CPU-1)))
+		// search further from the capacity than undershooting. Near the
+		// knee, at most nearGrowth: past nearCPU, or when the step came
+		// near a limit or needed its second window. A server may fail
+		// before its core is full (Spillway's queue mode, at 55-90%), and
+		// a step that overshoots there reports the capacity a whole step
+		// low.
+		cpu := p.CPU
+		if again != nil {
+			cpu = max(cpu, again.CPU)
 		}
-		if p.CPU >= nearCPU {
+		f := c.Growth
+		if cpu > 0 {
+			f = min(f, max(1+c.Resolution, 1+0.6*(0.97/cpu-1)))
+		}
+		if cpu >= nearCPU || again != nil || c.close(p) {
 			f = min(f, 1+max(nearGrowth, c.Resolution))
 		}
 		n = min(c.Max, max(n+1, int(math.Ceil(float64(p.Viewers)*f))))

@@ -63,10 +63,11 @@ func TestSearchFindsCapacity(t *testing.T) {
 	}
 }
 
-// flaky fails one window just over the limit, once.
+// flaky fails one window, once, by loss.
 type flaky struct {
 	fakeServer
 	at      int
+	loss    float64
 	tripped bool
 }
 
@@ -74,28 +75,87 @@ func (f *flaky) Measure(ctx context.Context, n int) (Point, error) {
 	p, err := f.fakeServer.Measure(ctx, n)
 	if n == f.at && !f.tripped {
 		f.tripped = true
-		p.Loss = 0.008
+		p.Loss = f.loss
 	}
 	return p, err
 }
 
-// A step that fails by a little is measured again, and passing the second
-// time lets the search go on; a clear failure is not retried.
-func TestSearchRetriesMarginalFailure(t *testing.T) {
+// A failing step is measured again, by a little or by far: passing the
+// second time lets the search go on, more finely. The first failure of a
+// server past its capacity does not end the search; the second does.
+func TestSearchRetriesFailure(t *testing.T) {
 	cfg := SearchConfig{Start: 100, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
-	f := &flaky{fakeServer: fakeServer{capacity: 1000}, at: 160}
-	c, err := Search(context.Background(), f, cfg, t.Logf)
+	for _, loss := range []float64{0.008, 0.5} {
+		f := &flaky{fakeServer: fakeServer{capacity: 1000}, at: 160, loss: loss}
+		c, err := Search(context.Background(), f, cfg, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Best.Viewers < 950 || f.steps[1] != 160 || f.steps[2] != 160 {
+			t.Fatalf("loss %.3f: best %d, steps %v", loss, c.Best.Viewers, f.steps)
+		}
+		// After the retried step, at most nearGrowth: the CPU alone (16%)
+		// would predict a step of Growth.
+		if f.steps[3] > int(160*(1+nearGrowth))+1 {
+			t.Errorf("loss %.3f: after a second window, step %d (steps %v)", loss, f.steps[3], f.steps)
+		}
+	}
+	g := &fakeServer{capacity: 1000}
+	c, _ := Search(context.Background(), g, cfg, t.Logf)
+	k := len(g.steps)
+	if k < 3 || c.Failing != g.steps[k-1] || g.steps[k-2] != g.steps[k-1] || !c.Points[k-3].Pass || c.Points[k-2].Pass {
+		t.Fatalf("failing %d, steps %v", c.Failing, g.steps)
+	}
+}
+
+// refuser is a fakeServer that lets no more than limit viewers join.
+type refuser struct {
+	fakeServer
+	limit int
+}
+
+func (r *refuser) Measure(ctx context.Context, n int) (Point, error) {
+	p, err := r.fakeServer.Measure(ctx, n)
+	if n > r.limit {
+		p, err = r.fakeServer.Measure(ctx, r.limit)
+		r.steps[len(r.steps)-2] = n // what was asked
+		r.steps = r.steps[:len(r.steps)-1]
+		p.Loss = 0.5
+	}
+	return p, err
+}
+
+// The second window of a failing step is at the viewers it held: asking
+// again for the ones a server refused would be another step. If they pass,
+// the refusal is the limit.
+func TestSearchRetriesTheViewersHeld(t *testing.T) {
+	cfg := SearchConfig{Start: 100, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
+	r := &refuser{fakeServer: fakeServer{capacity: 1000}, limit: 300}
+	c, err := Search(context.Background(), r, cfg, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Best.Viewers < 950 || f.steps[1] != 160 || f.steps[2] != 160 {
-		t.Fatalf("best %d, steps %v", c.Best.Viewers, f.steps)
+	k := len(r.steps)
+	if r.steps[k-1] != 300 || r.steps[k-2] != 410 || c.Best.Viewers != 300 || c.Failing != 410 {
+		t.Fatalf("failing %d, steps %v", c.Failing, r.steps)
 	}
-	g := &fakeServer{capacity: 1000}
-	c, _ = Search(context.Background(), g, cfg, t.Logf)
-	last := g.steps[len(g.steps)-1]
-	if c.Failing != last || len(g.steps) >= 2 && g.steps[len(g.steps)-2] == last && c.Points[len(c.Points)-2].Loss >= marginal*cfg.LossLimit {
-		t.Fatalf("failing %d, steps %v", c.Failing, g.steps)
+}
+
+// A passing step near a limit is the knee, though the core be idle: the
+// next step is at most nearGrowth.
+func TestSearchSlowsNearALimit(t *testing.T) {
+	cfg := SearchConfig{Start: 100, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 3, LossLimit: 0.005, ShortfallLimit: 0.02}
+	for _, tt := range []struct {
+		short    float64
+		min, max int // of the second step
+	}{{0.005, 160, 160}, {0.012, 105, 111}} {
+		s := &shortOnce{fakeServer: &fakeServer{capacity: 10000}, short: tt.short}
+		if _, err := Search(context.Background(), s, cfg, t.Logf); err != nil {
+			t.Fatal(err)
+		}
+		if s.steps[1] < tt.min || s.steps[1] > tt.max {
+			t.Errorf("shortfall %.3f: steps %v, want %d-%d second", tt.short, s.steps, tt.min, tt.max)
+		}
 	}
 }
 

@@ -31,11 +31,12 @@ import (
 
 // Config describes a load.
 type Config struct {
-	URL         string     // Janus API: http://host:port/janus (long poll) or ws://host:port/
-	Mountpoint  uint64     // Streaming mountpoint id
-	LocalIP     netip.Addr // the viewers' one host candidate address
-	PerSession  int        // viewers (handles) per Janus session; 0: 200
-	Concurrency int        // joins in flight; 0: 16
+	URL         string        // Janus API: http://host:port/janus (long poll) or ws://host:port/
+	Mountpoint  uint64        // Streaming mountpoint id
+	LocalIP     netip.Addr    // the viewers' one host candidate address
+	PerSession  int           // viewers (handles) per Janus session; 0: 200
+	Concurrency int           // joins in flight; 0: 16
+	JoinTimeout time.Duration // one viewer's attach, watch, ICE and DTLS; 0: 30 s
 	// Profiles are the SRTP profiles offered in DTLS, by preference; nil:
 	// AES-128-GCM, then AES-CM-128-HMAC-SHA1-80.
 	Profiles []dtls.SRTPProtectionProfile
@@ -72,6 +73,9 @@ func New(cfg Config) (*Load, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 30 * time.Second
 	}
 	if cfg.Profiles == nil {
 		cfg.Profiles = []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80}
@@ -157,7 +161,7 @@ func (l *Load) joinOne(ctx context.Context, sample bool) error {
 	if sample {
 		v.streams = map[uint32]*streamState{}
 	}
-	jctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	jctx, cancel := context.WithTimeout(ctx, l.cfg.JoinTimeout)
 	defer cancel()
 	if err := v.join(jctx); err != nil {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
