@@ -93,7 +93,7 @@ func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*proc
 	p.cmd = exec.Command(full[0], full[1:]...)
 	var out io.Writer = p.tail
 	if log != nil {
-		out = io.MultiWriter(log, p.tail)
+		out = io.MultiWriter(&capped{w: log, left: serverLogMax}, p.tail)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = out, out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
