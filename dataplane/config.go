@@ -46,8 +46,8 @@ const (
 	// the moment they are encrypted to the kernel's copy of them: a call of
 	// 1.7 MB made that copy four times as dear per byte.
 	defaultCallBytes = 256 << 10
-	// defaultMaxLag bounds the latency a socket worker behind its source
-	// adds: what waited longer is dropped rather than sent late. A worker
+	// defaultMaxLag bounds the latency a worker behind its source adds:
+	// what waited longer is dropped rather than sent late. A worker
 	// keeping up waits at most a keyframe's fan-out, about 150 ms with
 	// 3000 viewers on one core; the in-queue would hold 14 s of a 2 Mbit/s
 	// stream, and a worker working through it after an overload serves
@@ -202,7 +202,7 @@ type WorkerStats struct {
 	Sendmmsg     uint64 // send system calls (sendmmsg, or sendmsg/sendto without mmsg)
 	Errors       uint64 // packets the kernel rejected, or that had nowhere to go
 	Drops        uint64 // published packets dropped because the worker's queue was full
-	Late         uint64 // packets dropped because they waited longer than MaxLag
+	Late         uint64 // packets dropped because they waited longer than MaxLag (queue mode: one per viewer)
 	Datagrams    uint64 // messages the kernel accepted: a GSO datagram counts once
 	Segments     uint64 // packets that went inside multi-segment GSO datagrams
 	GSOFallbacks uint64 // sockets that turned GSO off after the kernel refused it

@@ -80,10 +80,20 @@ func testRetransmitAndCounters(t *testing.T, cfg Config, prof Profile) {
 	orig := tv.stream(vSSRC)
 
 	want := []int{200, 900, n - 1} // retained: before and after the wrap
+	evicted := []int{0}            // from a 1024-packet history
+	if cfg.Mode == ModeQueue {
+		// A queue-mode viewer keeps queueHistory copies of its own.
+		want, evicted = []int{n - queueHistory, n - 1}, []int{0, 900, n - queueHistory - 1}
+	}
 	at := func(i int) uint16 { return uint16(seq0 + i) }
-	seqs := []uint16{at(200), at(900), at(n - 1),
-		at(n + 5), // never sent
-		at(0)}     // evicted from a 1024-packet history
+	var seqs []uint16
+	for _, i := range want {
+		seqs = append(seqs, at(i))
+	}
+	seqs = append(seqs, at(n+5)) // never sent
+	for _, i := range evicted {
+		seqs = append(seqs, at(i))
+	}
 	if got := v.Retransmit(vSSRC, seqs); got != len(want) {
 		t.Fatalf("Retransmit found %d, want %d", got, len(want))
 	}

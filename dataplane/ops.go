@@ -116,8 +116,12 @@ func (w *worker) state(src *Source) *srcState {
 			idx:     make([]int32, 0, cap(w.batch)),
 			inBatch: make([]bool, src.streams),
 		}
+		size := w.p.cfg.History
+		if w.queue {
+			size = min(size, queueHistory)
+		}
 		for i := range st.rings {
-			st.rings[i] = newRetainRing(w.p.cfg.History)
+			st.rings[i] = newRetainRing(size)
 		}
 		w.sources[src] = st
 	}

@@ -16,9 +16,19 @@ import (
 //
 // It runs the socket workers' code (worker.go, ops.go) with a batch of one
 // packet, no GSO and no sendmmsg, so the two modes differ only in the path
-// and agree on every behaviour: rewriting, SRTP, history, counters, control.
+// and agree on every behaviour: rewriting, SRTP, history, counters, control,
+// and dropping what waited longer than MaxLag (Janus discards what waited
+// in a handle's queue over a second).
 // Viewers are counted on a socket worker (least loaded) and send through
 // that worker's sockets; they are not pinned and never rebalanced.
+
+// queueHistory bounds the packets a queue-mode viewer keeps per stream for
+// NACKs. Its copies are its own, not a worker's shared with every viewer:
+// History (512) of them held 1 GB live at 500 viewers, and the garbage
+// collector's work on it made queue mode's capacity vary by a quarter
+// from run to run. 128 is over half a second of a 2 Mbit/s stream, as
+// Janus keeps a NACK queue of 500 ms per handle.
+const queueHistory = 128
 
 // startQueueWorker starts the goroutine of a viewer placed on host. Called
 // with p.mu held.

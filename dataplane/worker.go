@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"encoding/binary"
-	"math"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -264,15 +263,13 @@ func (w *worker) process() {
 }
 
 // stage retains each packet once for the worker and groups the batch by
-// source. A socket worker drops what waited longer than the plane's
-// MaxLag past its flush interval: behind its source, it sends what is
-// fresh rather than work through seconds of queue (the viewers see the
-// loss, and video recovers at a keyframe or with a NACK of a packet sent).
+// source. A worker drops what waited longer than the plane's MaxLag past
+// its flush interval: behind its source, it sends what is fresh rather
+// than work through seconds of queue (the viewers see the loss, and video
+// recovers at a keyframe or with a NACK of a packet sent). Queue mode
+// too, as Janus discards what waited in a handle's queue over a second.
 func (w *worker) stage() {
-	limit := int64(math.MinInt64) // queue mode: nothing is late
-	if !w.queue {
-		limit = int64(time.Since(w.p.epoch)) - w.p.maxLag.Load() - w.p.flush.Load()
-	}
+	limit := int64(time.Since(w.p.epoch)) - w.p.maxLag.Load() - w.p.flush.Load()
 	late := uint64(0)
 	for i, pk := range w.batch {
 		st := w.sources[pk.src]

@@ -83,7 +83,7 @@ func NewKnobs() *Knobs {
 				return p.SetFlushInterval(time.Duration(v.Int()) * time.Microsecond)
 			})},
 		knobs.Knob{Path: "dataplane/max_lag", Kind: knobs.Duration, Default: "300ms", Live: true,
-			Doc:   "oldest a packet may be, past flush_us, when a worker takes it: a worker behind its source drops older ones rather than send them late (socket mode)",
+			Doc:   "oldest a packet may be, past flush_us, when a worker takes it: a worker behind its source drops older ones rather than send them late",
 			Apply: plane(func(p *dataplane.Plane, v knobs.Value) error { return p.SetMaxLag(v.Duration()) })},
 		knobs.Knob{Path: "dataplane/gso", Kind: knobs.Bool, Default: "true", Live: true,
 			Doc:   "UDP GSO: a viewer's equal-size packets leave in one datagram",
