@@ -48,7 +48,7 @@ bench:
 # The paper-style sweep: bitrates from 0.5 to 8 Mbit/s, both sinks, finer
 # steps (an hour or more).
 bench-full:
-	GO=$(GO) ./scripts/bench.sh -rates 0.5,1,2,4,8 -sinks tc,xdp -resolution 0.03 -window 5s $(BENCH_ARGS)
+	GO=$(GO) ./scripts/bench.sh -rates 0.5,1,2,4,8 -sinks tc,xdp -resolution 0.03 -window 4s $(BENCH_ARGS)
 
 # Go micro-benchmarks of the data plane (ns/op, allocs/op).
 bench-go:

@@ -162,6 +162,10 @@ func (v *viewer) waitOffer(ctx context.Context) (string, error) {
 func (v *viewer) startICE(o *remoteOffer) error {
 	cfg := v.l.cfg
 	disconnected, failed, keepalive := 10*time.Second, 30*time.Second, 2*time.Second
+	// Checks paced as a browser paces them (RFC 8445's Ta, 50 ms), not at
+	// the agent's default 200 ms: a join waits on a check and on the
+	// nomination after it.
+	check := 50 * time.Millisecond
 	a, err := ice.NewAgent(&ice.AgentConfig{
 		NetworkTypes:        []ice.NetworkType{networkType(cfg.LocalIP)},
 		CandidateTypes:      []ice.CandidateType{ice.CandidateTypeHost},
@@ -171,6 +175,7 @@ func (v *viewer) startICE(o *remoteOffer) error {
 		DisconnectedTimeout: &disconnected,
 		FailedTimeout:       &failed,
 		KeepaliveInterval:   &keepalive,
+		CheckInterval:       &check,
 		LoggerFactory:       v.l.pionLog,
 	})
 	if err != nil {

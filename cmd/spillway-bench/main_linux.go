@@ -57,7 +57,7 @@ func run(args []string) error {
 	fs.DurationVar(&o.Window, "window", 2*time.Second, "measured window per step, in whole GOPs of the source (2 s each), at least one")
 	fs.DurationVar(&o.QoEWindow, "qoe-window", 4*time.Second, "window of the QoE sample at half capacity, in whole GOPs")
 	fs.IntVar(&o.Search.Start, "start", 100, "viewers of the first step")
-	fs.Float64Var(&o.Search.Growth, "growth", 1.6, "largest step factor")
+	fs.Float64Var(&o.Search.Growth, "growth", 2, "largest step factor")
 	fs.IntVar(&o.Search.Max, "max", 6000, "most viewers tried")
 	fs.Float64Var(&o.Search.Resolution, "resolution", 0.05, "smallest step near the capacity, as a fraction")
 	fs.IntVar(&o.Search.MaxSteps, "max-steps", 24, "most steps per search (a search that reaches it has no first failing step: it found a lower bound)")
