@@ -69,9 +69,9 @@ func (c SearchConfig) passes(p Point) bool {
 	return p.Loss < c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < c.ShortfallLimit)
 }
 
-// nearly tells whether a failing p failed by little: before any step has
-// passed, it may have been one disturbed window; otherwise the first steps
-// started too high.
+// nearly tells whether a failing p failed by little. Before any step has
+// passed, a narrow failure gets a second window; a clear one says the
+// first step started too high.
 func (c SearchConfig) nearly(p Point) bool {
 	return p.Loss < marginal*c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < 2*c.ShortfallLimit)
 }
@@ -170,9 +170,9 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		// search further from the capacity than undershooting. Near the
 		// knee, at most nearGrowth: past nearCPU, or when the step came
 		// near a limit or needed its second window. A server may fail
-		// before its core is full (Spillway's queue mode, at 55-90%), and
-		// a step that overshoots there reports the capacity a whole step
-		// low.
+		// before its core is full (queue mode did, at 55-90% busy, while
+		// its NACK copies kept the collector busy), and a step that
+		// overshoots there reports the capacity a whole step low.
 		cpu := p.CPU
 		if again != nil {
 			cpu = max(cpu, again.CPU)
