@@ -320,6 +320,7 @@ type snapshot struct {
 
 func (m *measurer) snap() (snapshot, error) {
 	var s snapshot
+	var err error
 	// The source's counters and the sink's are one reading only if the
 	// source sent nothing in between: a frame sent there would count as
 	// delivered at one end of the window and not as expected, a frame's
@@ -327,7 +328,6 @@ func (m *measurer) snap() (snapshot, error) {
 	// held up on the busy client core.
 	for range 10 {
 		s.at, s.src = time.Now(), m.src.Counters()
-		var err error
 		if s.sink, err = m.sink.Counts(); err != nil {
 			return s, err
 		}
@@ -335,7 +335,6 @@ func (m *measurer) snap() (snapshot, error) {
 			break
 		}
 	}
-	var err error
 	if s.flows, err = m.sink.Flows(); err != nil {
 		return s, err
 	}
