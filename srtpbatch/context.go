@@ -29,7 +29,8 @@ type Context struct {
 	profile Profile
 	tagLen  int
 
-	// AEAD profiles.
+	// AEAD profiles: gcm where the CPU has VAES (gcm.go), else aead.
+	gcm   *gcmKey
 	aead  cipher.AEAD
 	nonce [12]byte
 
@@ -49,6 +50,12 @@ type Context struct {
 // NewContext derives the SRTP session keys of profile p from a master key
 // and salt (RFC 3711 4.3, RFC 7714 11), as pion/srtp does.
 func NewContext(p Profile, masterKey, masterSalt []byte) (*Context, error) {
+	return newContext(p, masterKey, masterSalt, useVAES)
+}
+
+// newContext is NewContext; vaes picks gcm.go's AES-GCM over crypto/cipher's
+// (tests run both on a CPU that has it).
+func newContext(p Profile, masterKey, masterSalt []byte, vaes bool) (*Context, error) {
 	keyLen, saltLen, err := KeyLen(p)
 	if err != nil {
 		return nil, err
@@ -67,7 +74,7 @@ func NewContext(p Profile, masterKey, masterSalt []byte) (*Context, error) {
 	if !p.aead() {
 		sessAuth = derive(prf, labelAuth, masterSalt, sha1.Size)
 	}
-	return newSessionContext(p, sessKey, sessSalt, sessAuth)
+	return newSessionContext(p, sessKey, sessSalt, sessAuth, vaes)
 }
 
 // derive is the AES-CM PRF of RFC 3711 4.3.3 with a key derivation rate of
@@ -86,9 +93,17 @@ func derive(prf cipher.Block, label byte, masterSalt []byte, n int) []byte {
 
 // newSessionContext builds a Context from session keys (the RFC 7714 test
 // vectors give those, not master keys).
-func newSessionContext(p Profile, key, salt, auth []byte) (*Context, error) {
+func newSessionContext(p Profile, key, salt, auth []byte, vaes bool) (*Context, error) {
 	c := &Context{profile: p, tagLen: Overhead(p), streams: map[uint32]*Stream{}}
 	copy(c.salt[:], salt)
+	if p.aead() && vaes {
+		var err error
+		if c.gcm, err = newGCMKey(key); err != nil {
+			return nil, err
+		}
+		c.keys = append(c.keys, c.gcm.span())
+		return c, nil
+	}
 	if p.aead() {
 		b, err := aes.NewCipher(key)
 		if err != nil {

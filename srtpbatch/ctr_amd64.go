@@ -20,20 +20,38 @@ func ctrBlocks(nr int, xk *byte, iv *[16]byte, ctr uint32, dst, src *byte, nbloc
 var useAESNI = cpu.X86.HasAES && cpu.X86.HasSSE41
 
 var ctrImpl = func() string {
+	if useVAES {
+		return "vaes"
+	}
 	if useAESNI {
 		return "aesni"
 	}
 	return "generic"
 }()
 
-// xorKeyStream is xorGeneric's contract: whole 128-byte runs go straight
-// through the assembly, the rest through eight keystream blocks on the
-// stack.
+// xorKeyStream is xorGeneric's contract, through the fastest path the CPU
+// has.
 func (k *ctrKey) xorKeyStream(iv *[16]byte, dst, src []byte) {
-	if !useAESNI {
+	switch {
+	case useVAES:
+		k.xorVAES(iv, dst, src)
+	case useAESNI:
+		k.xorAESNI(iv, dst, src)
+	default:
 		k.xorGeneric(iv, dst, src)
-		return
 	}
+}
+
+// xorVAES: sixteen blocks per loop on 512-bit registers (gcm_amd64.s).
+func (k *ctrKey) xorVAES(iv *[16]byte, dst, src []byte) {
+	if len(src) > 0 {
+		xorCTR512(k.nr, &k.rk[0], iv, &dst[0], &src[0], len(src))
+	}
+}
+
+// xorAESNI: whole 128-byte runs go straight through the assembly, the rest
+// through eight keystream blocks on the stack.
+func (k *ctrKey) xorAESNI(iv *[16]byte, dst, src []byte) {
 	n := len(src) &^ 127
 	if n > 0 {
 		ctrBlocks(k.nr, &k.rk[0], iv, 0, &dst[:n][0], &src[:n][0], n/16)

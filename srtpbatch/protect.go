@@ -130,7 +130,7 @@ func (s *Stream) protect(b []byte, hl, n int, src []byte) ([]byte, error) {
 	}
 	s.advance(seq, diff)
 
-	if c.aead != nil {
+	if c.gcm != nil || c.aead != nil {
 		// RFC 7714 8.1: IV = (0^16 || SSRC || ROC || SEQ) XOR salt.
 		iv := &c.nonce
 		binary.BigEndian.PutUint16(iv[0:], 0)
@@ -140,7 +140,11 @@ func (s *Stream) protect(b []byte, hl, n int, src []byte) ([]byte, error) {
 		for i := range iv {
 			iv[i] ^= c.salt[i]
 		}
-		c.aead.Seal(b[hl:hl], iv[:], src, b[:hl])
+		if c.gcm != nil {
+			c.gcm.seal(b[hl:], iv, src, b[:hl])
+		} else {
+			c.aead.Seal(b[hl:hl], iv[:], src, b[:hl])
+		}
 		return b, nil
 	}
 

@@ -19,10 +19,14 @@ func unhex(t testing.TB, s string) []byte {
 
 // ctrImpls are the keystream implementations compiled into this build.
 func ctrImpls() map[string]func(k *ctrKey, iv *[16]byte, dst, src []byte) {
-	return map[string]func(k *ctrKey, iv *[16]byte, dst, src []byte){
+	m := map[string]func(k *ctrKey, iv *[16]byte, dst, src []byte){
 		"dispatch(" + ctrImpl + ")": (*ctrKey).xorKeyStream,
 		"generic":                   (*ctrKey).xorGeneric,
 	}
+	for name, f := range archCTRImpls() {
+		m[name] = f
+	}
+	return m
 }
 
 // RFC 3711 appendix B.2: the AES-CM keystream segment of 65282 blocks.
@@ -101,26 +105,28 @@ func TestRFC7714Packets(t *testing.T) {
 			9a58e2f3 b50b2a02 76ffae0f 1ba63799 b87b7aa3 db36dfff d6b0f9bb 7878d7a7 6c13`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := newSessionContext(tt.profile, unhex(t, tt.key), unhex(t, "517569642070726f2071756f"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := unhex(t, plain)
-			buf := make([]byte, len(p), len(p)+Overhead(tt.profile))
-			copy(buf, p)
-			s := c.Stream(0x5501a0b2)
-			got, err := s.Protect(buf, len(p))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := unhex(t, tt.want); !bytes.Equal(got, want) {
-				t.Errorf("got  %x\nwant %x", got, want)
-			}
-			if roc := s.ROC(); roc != 0 {
-				t.Errorf("ROC %d, want 0", roc)
-			}
-		})
+		for _, impl := range gcmImpls() {
+			t.Run(tt.name+"/"+impl.name, func(t *testing.T) {
+				c, err := newSessionContext(tt.profile, unhex(t, tt.key), unhex(t, "517569642070726f2071756f"), nil, impl.vaes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := unhex(t, plain)
+				buf := make([]byte, len(p), len(p)+Overhead(tt.profile))
+				copy(buf, p)
+				s := c.Stream(0x5501a0b2)
+				got, err := s.Protect(buf, len(p))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := unhex(t, tt.want); !bytes.Equal(got, want) {
+					t.Errorf("got  %x\nwant %x", got, want)
+				}
+				if roc := s.ROC(); roc != 0 {
+					t.Errorf("ROC %d, want 0", roc)
+				}
+			})
+		}
 	}
 }
 
