@@ -120,17 +120,11 @@ func (k *gcmKey) seal(dst []byte, nonce *[12]byte, plaintext, aad []byte) {
 	if n > 0 {
 		xorCTR512(k.nr, &k.rk[0], &ctr, &dst[0], &plaintext[0], n)
 	}
-	var x [16]byte
-	if len(aad) > 0 {
-		ghash512(&k.tab[0][0], &x, &aad[0], len(aad))
-	}
-	if n > 0 {
-		ghash512(&k.tab[0][0], &x, &dst[0], n)
-	}
 	var lens [16]byte
 	binary.BigEndian.PutUint64(lens[0:], uint64(len(aad))*8)
 	binary.BigEndian.PutUint64(lens[8:], uint64(n)*8)
-	ghash512(&k.tab[0][0], &x, &lens[0], 16)
+	var x [16]byte
+	ghash512(&k.tab[0][0], &x, unsafe.SliceData(aad), len(aad), &dst[0], n, &lens[0], 16)
 	// The lane is the block reversed; the tag is it XOR E(K, J0).
 	tag := dst[n : n+16]
 	for i := range 16 {

@@ -243,17 +243,29 @@ ctrdone:
 	KMOVQ R13, K2; \
 	VMOVDQU64.Z (64*j)(R9), K2, zp
 
-// func ghash512(tab *byte, x *[16]byte, p *byte, n int)
-TEXT ·ghash512(SB), NOSPLIT, $0-32
+// func ghash512(tab *byte, x *[16]byte, p0 *byte, n0 int, p1 *byte, n1 int, p2 *byte, n2 int)
+//
+// Hashes the three segments in turn, each padded to whole blocks: a
+// packet's header, its payload and the lengths block in one call, so that
+// one segment's last reduction overlaps the next one's products. R14
+// walks the (p, n) argument pairs.
+TEXT ·ghash512(SB), NOSPLIT, $0-64
 	MOVQ tab+0(FP), AX
 	MOVQ x+8(FP), BX
-	MOVQ p+16(FP), SI
-	MOVQ n+24(FP), DX
+	LEAQ p0+16(FP), R14
+	MOVQ $3, CX
 	VBROADCASTI32X4 bswapMask<>(SB), Z31
 	VPBROADCASTQ gcmPoly<>(SB), X30
 	VMOVDQU64 (BX), X20
+	MOVQ $-1, R10
+	XORL R12, R12
+
+ghseg:
+	MOVQ 0(R14), SI
+	MOVQ 8(R14), DX
+	ADDQ $16, R14
 	TESTQ DX, DX
-	JLE ghdone
+	JLE ghnext
 	CMPQ DX, $256
 	JB ghtail
 
@@ -273,7 +285,7 @@ ghloop:
 	CMPQ DX, $256
 	JAE ghloop
 	TESTQ DX, DX
-	JZ ghdone
+	JZ ghnext
 
 ghtail:
 	// r = the blocks left (1-15, the last maybe partial); they meet
@@ -285,15 +297,15 @@ ghtail:
 	SHLQ $4, R9
 	ADDQ AX, R9
 	SHLQ $1, R8
-	MOVQ $-1, R10
-	XORL R12, R12
 	GHMASK(0, Z0, Z4)
 	GHMASK(1, Z1, Z5)
 	GHMASK(2, Z2, Z6)
 	GHMASK(3, Z3, Z7)
 	GHASH16
 
-ghdone:
+ghnext:
+	DECQ CX
+	JNZ ghseg
 	VMOVDQU64 X20, (BX)
 	VZEROUPPER
 	RET

@@ -120,12 +120,18 @@ func BenchmarkGCMParts(b *testing.B) {
 	b.Run("ghash", func(b *testing.B) {
 		b.SetBytes(benchSize)
 		for b.Loop() {
-			ghash512(&k.tab[0][0], &x, &buf[0], benchSize-12)
+			ghash512(&k.tab[0][0], &x, &buf[0], benchSize-12, nil, 0, nil, 0)
 		}
 	})
 	b.Run("ghash16", func(b *testing.B) {
 		for b.Loop() {
-			ghash512(&k.tab[0][0], &x, &buf[0], 16)
+			ghash512(&k.tab[0][0], &x, &buf[0], 16, nil, 0, nil, 0)
+		}
+	})
+	b.Run("ghash-packet", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for b.Loop() {
+			ghash512(&k.tab[0][0], &x, &buf[0], 12, &buf[12], benchSize-12, &buf[0], 16)
 		}
 	})
 	b.Run("seal", func(b *testing.B) {
