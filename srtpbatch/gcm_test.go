@@ -215,3 +215,13 @@ func TestGCMImplsAgree(t *testing.T) {
 		})
 	}
 }
+
+func TestImpl(t *testing.T) {
+	want := "gcm=crypto/cipher ctr=" + ctrImpl
+	if useVAES {
+		want = "gcm=vaes ctr=vaes"
+	}
+	if got := Impl(); got != want {
+		t.Fatalf("Impl() = %q, want %q", got, want)
+	}
+}

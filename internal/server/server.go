@@ -24,6 +24,7 @@ import (
 	"github.com/spillway-rtc/spillway/dataplane"
 	"github.com/spillway-rtc/spillway/internal/hugepage"
 	"github.com/spillway-rtc/spillway/plugins/streaming"
+	"github.com/spillway-rtc/spillway/srtpbatch"
 	"github.com/spillway-rtc/spillway/web"
 )
 
@@ -253,7 +254,7 @@ func (s *Server) LogBanner() {
 	if a := s.Addr("admin"); a != nil {
 		s.log.Info("Janus Admin API", "url", "http://"+hostPort(a)+"/admin")
 	}
-	s.log.Info("media port (ICE-lite, DTLS-SRTP)", "addrs", fmt.Sprint(s.MediaAddrs()))
+	s.log.Info("media port (ICE-lite, DTLS-SRTP)", "addrs", fmt.Sprint(s.MediaAddrs()), "srtp", srtpbatch.Impl())
 	if s.cfg.Mountpoints == nil {
 		s.log.Info("mountpoint 1 plays the demo clip (VP8 + Opus) in a loop")
 		s.log.Info("mountpoint 2 waits for RTP: VP8 pt 96 on 127.0.0.1:5004, Opus pt 111 on 127.0.0.1:5002; feed it with")
