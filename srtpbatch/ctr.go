@@ -24,6 +24,18 @@ type ctrKey struct {
 }
 
 func newCTRKey(key []byte) (*ctrKey, error) {
+	b, err := newAES(key)
+	if err != nil {
+		return nil, err
+	}
+	k := &ctrKey{block: b}
+	k.nr = expandKey(key, &k.rk)
+	return k, nil
+}
+
+// newAES is crypto/aes for the two key sizes SRTP uses, AES-128 and
+// AES-256 (AES-192 has no profile).
+func newAES(key []byte) (cipher.Block, error) {
 	if len(key) != 16 && len(key) != 32 {
 		return nil, fmt.Errorf("%w: AES key of %d bytes", ErrKeyLength, len(key))
 	}
@@ -31,9 +43,7 @@ func newCTRKey(key []byte) (*ctrKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("srtpbatch: aes: %w", err)
 	}
-	k := &ctrKey{block: b}
-	k.nr = expandKey(key, &k.rk)
-	return k, nil
+	return b, nil
 }
 
 // xorGeneric XORs src with the keystream whose first counter block is iv

@@ -1,9 +1,7 @@
 package srtpbatch
 
 import (
-	"crypto/aes"
 	"encoding/binary"
-	"fmt"
 	"unsafe"
 
 	"github.com/spillway-rtc/spillway/internal/prefetch"
@@ -88,12 +86,9 @@ func gcmShifted(dst *[16]byte, e u128) {
 // newGCMKey expands an AES-128 or AES-256 key and builds its GHASH table:
 // tab[i] holds H^(16-i), so a loop's first block meets H^16 and its last H.
 func newGCMKey(key []byte) (*gcmKey, error) {
-	if len(key) != 16 && len(key) != 32 {
-		return nil, fmt.Errorf("%w: AES key of %d bytes", ErrKeyLength, len(key))
-	}
-	b, err := aes.NewCipher(key)
+	b, err := newAES(key)
 	if err != nil {
-		return nil, fmt.Errorf("srtpbatch: aes: %w", err)
+		return nil, err
 	}
 	k := &gcmKey{}
 	k.nr = expandKey(key, &k.rk)

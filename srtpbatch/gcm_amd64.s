@@ -46,15 +46,20 @@ GLOBL ctrStep<>(SB), (NOPTR+RODATA), $16
 	VAESENCLAST k, Z2, Z2; \
 	VAESENCLAST k, Z3, Z3
 
-// CTRMASK(j, zk): the last loop's register j, under a byte mask of what
-// is left past 64*j bytes (BZHI keeps all 64 bits from 64 up; nothing
-// left clamps to 0). DX < 256 here.
-#define CTRMASK(j, zk) \
-	MOVQ DX, R11; \
-	SUBQ $(64*j), R11; \
+// LOWMASK(r, off, k): k = the low r-off bits set, none when r <= off, all
+// 64 when r-off >= 64 (BZHI keeps every bit from 64 up). r < 256; R10
+// holds -1 and R12 zero.
+#define LOWMASK(r, off, k) \
+	MOVQ r, R11; \
+	SUBQ $(off), R11; \
 	CMOVQLT R12, R11; \
 	BZHIQ R11, R10, R13; \
-	KMOVQ R13, K1; \
+	KMOVQ R13, k
+
+// CTRMASK(j, zk): the last loop's register j, under a byte mask of what
+// is left past 64*j bytes. DX < 256 here.
+#define CTRMASK(j, zk) \
+	LOWMASK(DX, 64*j, K1); \
 	VMOVDQU8.Z (64*j)(SI), K1, Z4; \
 	VPXORQ Z4, zk, zk; \
 	VMOVDQU8 zk, K1, (64*j)(DI)
@@ -172,14 +177,18 @@ ctrdone:
 	VPCLMULQDQ $0x10, zp, zd, Z11; \
 	VPXORQ Z11, Z10, Z10
 
-#define MULACC(zd, zp) \
-	VPCLMULQDQ $0x00, zp, zd, Z12; \
-	VPCLMULQDQ $0x11, zp, zd, Z13; \
-	VPCLMULQDQ $0x01, zp, zd, Z14; \
-	VPCLMULQDQ $0x10, zp, zd, Z11; \
-	VPXORQ Z12, Z8, Z8; \
-	VPXORQ Z13, Z9, Z9; \
-	VPTERNLOGD $0x96, Z11, Z14, Z10
+#define MULACC(zd, zp) MULACCW(zd, zp, Z8, Z9, Z10, Z11, Z12, Z13, Z14)
+
+// MULACCW is MULACC at any width: lo, hi and mid accumulate, t0-t3 are
+// scratch.
+#define MULACCW(d, p, lo, hi, mid, t0, t1, t2, t3) \
+	VPCLMULQDQ $0x00, p, d, t1; \
+	VPCLMULQDQ $0x11, p, d, t2; \
+	VPCLMULQDQ $0x01, p, d, t3; \
+	VPCLMULQDQ $0x10, p, d, t0; \
+	VPXORQ t1, lo, lo; \
+	VPXORQ t2, hi, hi; \
+	VPTERNLOGD $0x96, t0, t3, mid
 
 // FOLD xors the four lanes of z into its first: z's xmm.
 #define FOLD(z, y, x) \
@@ -207,13 +216,7 @@ ctrdone:
 	FOLD(Z8, Y8, X8); \
 	FOLD(Z9, Y9, X9); \
 	FOLD(Z10, Y10, X10); \
-	VPCLMULQDQ $0x00, X4, X20, X12; \
-	VPCLMULQDQ $0x11, X4, X20, X13; \
-	VPCLMULQDQ $0x01, X4, X20, X14; \
-	VPCLMULQDQ $0x10, X4, X20, X11; \
-	VPXORQ X12, X8, X8; \
-	VPXORQ X13, X9, X9; \
-	VPTERNLOGD $0x96, X11, X14, X10; \
+	MULACCW(X20, X4, X8, X9, X10, X11, X12, X13, X14); \
 	VPSLLDQ $8, X10, X12; \
 	VPXORQ X12, X8, X8; \
 	VPSRLDQ $8, X10, X12; \
@@ -230,17 +233,9 @@ ctrdone:
 // of what is left past 64*j bytes, and of powers under a word mask of the
 // blocks left past 4*j (R8 holds twice the blocks). DX < 256 here.
 #define GHMASK(j, zd, zp) \
-	MOVQ DX, R11; \
-	SUBQ $(64*j), R11; \
-	CMOVQLT R12, R11; \
-	BZHIQ R11, R10, R13; \
-	KMOVQ R13, K1; \
+	LOWMASK(DX, 64*j, K1); \
 	VMOVDQU8.Z (64*j)(SI), K1, zd; \
-	MOVQ R8, R11; \
-	SUBQ $(8*j), R11; \
-	CMOVQLT R12, R11; \
-	BZHIQ R11, R10, R13; \
-	KMOVQ R13, K2; \
+	LOWMASK(R8, 8*j, K2); \
 	VMOVDQU64.Z (64*j)(R9), K2, zp
 
 // func ghash512(tab *byte, x *[16]byte, p0 *byte, n0 int, p1 *byte, n1 int, p2 *byte, n2 int)
