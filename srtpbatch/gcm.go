@@ -26,7 +26,7 @@ import (
 // loop over 16 blocks, so that a loop needs one reduction.
 const gcmPowers = 16
 
-// gcmKey is an AES-GCM key ready for gcmSeal.
+// gcmKey is an AES-GCM key ready for seal.
 type gcmKey struct {
 	nr  int // rounds: 10 or 14
 	tab [gcmPowers][16]byte

@@ -66,7 +66,7 @@ GLOBL ctrStep<>(SB), (NOPTR+RODATA), $16
 
 // func xorCTR512(nr int, xk *byte, iv *[16]byte, dst, src *byte, n int)
 //
-// Z0-Z3 the sixteen blocks, Z4-Z7 source data, Z8 the next counter block
+// Z0-Z3 the sixteen blocks, Z4 source data (the last loop), Z8 the next counter block
 // (byte-reversed, lane i at +i), Z9 the step of 4, Z10 the byte-reversal
 // mask, Z16-Z30 the round keys, each in all four lanes.
 TEXT ·xorCTR512(SB), NOSPLIT, $0-48
