@@ -107,6 +107,14 @@ func (g *Gateway) adminStatus(h header) outcome {
 		"accepting_new_sessions":  !g.isClosed(),
 		"sessions":                sessions,
 	}
+	if g.cfg.Status != nil {
+		status := r["status"].(msg)
+		for k, v := range g.cfg.Status() {
+			if _, taken := status[k]; !taken {
+				status[k] = v
+			}
+		}
+	}
 	return outcome{reply: r}
 }
 

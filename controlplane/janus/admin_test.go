@@ -38,7 +38,15 @@ func adminClients(h *harness) []adminClient {
 
 func TestAdminAPI(t *testing.T) {
 	const secret = "overlord"
-	h := newHarness(t, withConfig(func(c *Config) { c.AdminSecret = secret }))
+	var statusCalls int
+	h := newHarness(t, withConfig(func(c *Config) {
+		c.AdminSecret = secret
+		c.Status = func() map[string]any {
+			statusCalls++
+			// A key of Janus's own is not overwritten.
+			return map[string]any{"dataplane": map[string]any{"viewers": statusCalls}, "sessions": -1}
+		}
+	}))
 	sid, hid := h.createHTTP()
 	// Negotiate so the handle has a Media.
 	h.post(fmt.Sprintf("/janus/%d/%d", sid, hid), obj{"janus": "message", "body": obj{"request": "async"},
@@ -108,6 +116,15 @@ func TestAdminAPI(t *testing.T) {
 			r = c.do("/admin", auth(obj{"janus": "get_status"}))
 			if num(t, field(t, r, "status", "session_timeout")) != 60 {
 				t.Fatalf("get_status: %v", r)
+			}
+			// The server's own counters join the status, read at the request.
+			if num(t, field(t, r, "status", "dataplane", "viewers")) < 1 || num(t, field(t, r, "status", "sessions")) < 1 {
+				t.Fatalf("get_status with the server's counters: %v", r)
+			}
+			before := statusCalls
+			c.do("/admin", auth(obj{"janus": "get_status"}))
+			if statusCalls != before+1 {
+				t.Fatalf("get_status read the counters %d times, want once", statusCalls-before)
 			}
 			if r := c.do("/admin", auth(obj{"janus": "create"})); errCode(t, r) != errInvalidRequestPath {
 				t.Fatalf("create on the admin API: %v", r)

@@ -42,7 +42,11 @@ type Config struct {
 	Media          MediaFactory
 	// Knobs, when set, is served by the Admin API's get_knobs, get_knob and
 	// set_knob.
-	Knobs  Knobs
+	Knobs Knobs
+	// Status, when set, adds the server's own counters to get_status: each
+	// key of what it returns joins the "status" object, read at the
+	// request.
+	Status func() map[string]any
 	Logger *slog.Logger
 }
 

@@ -118,6 +118,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.gateway, err = janus.New(janus.Config{
 		ServerName: cfg.ServerName, APISecret: cfg.APISecret, AdminSecret: cfg.AdminSecret,
 		SessionTimeout: cfg.SessionTimeout, ReclaimTimeout: cfg.ReclaimTimeout, Knobs: cfg.Knobs,
+		Status:  s.status,
 		Plugins: []plugin.Plugin{s.streaming}, Media: webrtc.MediaFactory(s.transport),
 		Logger: cfg.Logger.With("part", "janus"),
 	})

@@ -1,0 +1,34 @@
+package server
+
+import "github.com/spillway-rtc/spillway/srtpbatch"
+
+// status is what the Admin API's get_status adds to Janus's fields: the
+// data plane's counters since start, per worker, so that an operator sees
+// what the kernel took (packets, GSO datagrams and their segments, send
+// calls) and what was dropped and why (queue full, late, refused by the
+// kernel) without a profiler.
+func (s *Server) status() map[string]any {
+	st := s.plane.Stats()
+	workers := make([]map[string]any, 0, len(st.Workers))
+	for _, w := range st.Workers {
+		workers = append(workers, map[string]any{
+			"cpu":           w.CPU,
+			"viewers":       w.Viewers,
+			"packets":       w.Packets,
+			"bytes":         w.Bytes,
+			"send_calls":    w.Sendmmsg,
+			"datagrams":     w.Datagrams,
+			"segments":      w.Segments,
+			"errors":        w.Errors,
+			"queue_drops":   w.Drops,
+			"late_drops":    w.Late,
+			"gso_fallbacks": w.GSOFallbacks,
+		})
+	}
+	return map[string]any{"dataplane": map[string]any{
+		"mode":    string(s.plane.Config().Mode),
+		"srtp":    srtpbatch.Impl(),
+		"viewers": st.Viewers,
+		"workers": workers,
+	}}
+}
