@@ -158,13 +158,17 @@ func testSwitchAndRestart(t *testing.T, cfg Config) {
 		src.Publish(1, rtpPacket(ssrc, 111, seq, ts, false, []byte{byte(id)}), false)
 	}
 	// expect waits for the next packet of ssrc and checks it continues the
-	// previous one (seq + 1, timestamp forward) and carries id.
+	// one the last expect of ssrc checked (seq + 1, timestamp forward) and
+	// carries id. Not the last one received when expect starts: the packet
+	// was published before, and may be there already.
+	checked := map[uint32]got{}
 	expect := func(ssrc uint32, id int, seqStep uint16) {
 		t.Helper()
-		prev := lastOf(t, tv, ssrc)
+		prev := checked[ssrc]
 		recv++
 		tv.waitCount(recv)
 		g := lastOf(t, tv, ssrc)
+		checked[ssrc] = g
 		if g.pay[0] != byte(id) {
 			t.Fatalf("ssrc %d: got packet %d, want %d", ssrc, g.pay[0], id)
 		}
@@ -184,6 +188,7 @@ func testSwitchAndRestart(t *testing.T, cfg Config) {
 	if g := lastOf(t, tv, vSSRC); g.pay[0] != 2 || g.hdr.SequenceNumber != 101 || g.hdr.Timestamp != 1000 {
 		t.Fatalf("first video packet %d seq %d ts %d, want the keyframe with the input's numbers", g.pay[0], g.hdr.SequenceNumber, g.hdr.Timestamp)
 	}
+	checked[vSSRC], checked[aSSRC] = lastOf(t, tv, vSSRC), lastOf(t, tv, aSSRC)
 	video(a, 5, 102, 4000, false, 4)
 	expect(vSSRC, 4, 1)
 	audio(a, 6, 201, 5960, 5)
