@@ -109,7 +109,16 @@ type target struct {
 	exited func() (bool, error)
 	gone   <-chan struct{} // closed when the server has exited
 	tail   func() string   // the end of its log
+	// drops reads the server's own count of packets it dropped since
+	// start; nil for a server that has none (Janus logs its discards
+	// but counts none).
+	drops func(context.Context) (drops, error)
 }
+
+// drops are a server's own counts of packets it did not send: late
+// (older than max_lag), turned away by a full queue, refused by the
+// kernel.
+type drops struct{ late, queue, refused uint64 }
 
 func (t *target) logTail() string {
 	if t.tail == nil {
@@ -145,6 +154,8 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 			return nil, err
 		}
 		t.pid, t.stop, t.exited, t.gone, t.tail = p.pid(), p.stop, p.exited, p.gone, p.tail.String
+		admin := fmt.Sprintf("http://%s/admin", netip.AddrPortFrom(o.ServerIP, httpPort+adminPortOffset))
+		t.drops = func(ctx context.Context) (drops, error) { return spillwayDrops(ctx, admin) }
 	case JanusT0, JanusT1:
 		threads := 0
 		if name == JanusT1 {
@@ -316,9 +327,10 @@ type snapshot struct {
 	cpu     sysstat.CPUs
 	proc    float64
 	samples []loadgen.Sample
+	drops   drops // the server's own, when it counts them
 }
 
-func (m *measurer) snap() (snapshot, error) {
+func (m *measurer) snap(ctx context.Context) (snapshot, error) {
 	var s snapshot
 	var err error
 	// The source's counters and the sink's are one reading only if the
@@ -343,6 +355,11 @@ func (m *measurer) snap() (snapshot, error) {
 	}
 	s.proc, _ = sysstat.ProcessCPU(m.t.pid)
 	s.samples = m.load.Samples()
+	if m.t.drops != nil {
+		if s.drops, err = m.t.drops(ctx); err != nil {
+			return s, fmt.Errorf("%s: %w", m.t.name, err)
+		}
+	}
 	return s, nil
 }
 
@@ -415,7 +432,7 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	if err != nil {
 		return p, err
 	}
-	a, err := m.snap()
+	a, err := m.snap(ctx)
 	if err != nil {
 		return p, err
 	}
@@ -423,7 +440,7 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	if _, err := m.syncGOP(ctx, start+m.gops()*uint64(m.video.GOP)); err != nil {
 		return p, err
 	}
-	z, err := m.snap()
+	z, err := m.snap(ctx)
 	if err != nil {
 		return p, err
 	}
@@ -452,6 +469,8 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	p.RSS, _ = sysstat.RSS(m.t.pid)
 	p.P50, p.P99, p.LatPackets = lat.P50, lat.P99, lat.Count
 	p.SourceLate = z.src.Late - a.src.Late
+	p.LateDrops, p.QueueDrops = z.drops.late-a.drops.late, z.drops.queue-a.drops.queue
+	p.Refused = z.drops.refused - a.drops.refused
 	p.SampleLoss, p.JitterMs = sampleFigures(a.samples, z.samples)
 	return p, nil
 }

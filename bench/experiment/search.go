@@ -33,8 +33,13 @@ type Point struct {
 	P50, P99   time.Duration // source-to-viewer latency of the samples' packets
 	LatPackets uint64
 	SourceLate uint64 // frames the source sent late during the window
-	WindowSecs float64
-	Pass       bool // Loss and Shortfall under their limits
+	// The server's own drops in the window, where it counts them
+	// (Spillway's get_status): packet copies older than max_lag,
+	// packets a full worker queue turned away, and packets the kernel
+	// refused.
+	LateDrops, QueueDrops, Refused uint64
+	WindowSecs                     float64
+	Pass                           bool // Loss and Shortfall under their limits
 }
 
 // Label names the point's server and sink.
@@ -129,6 +134,9 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		starved := ""
 		if p.Starved > 0 {
 			starved = fmt.Sprintf(", %d starved", p.Starved)
+		}
+		if p.LateDrops > 0 || p.QueueDrops > 0 || p.Refused > 0 {
+			starved += fmt.Sprintf(", server dropped %d late %d queue-full %d refused", p.LateDrops, p.QueueDrops, p.Refused)
 		}
 		logf("%-22s %5d viewers: loss %7.3f%% (short %6.3f%%%s), %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
 			p.Label(), p.Viewers, 100*p.Loss, 100*p.Shortfall, starved, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -42,6 +43,56 @@ type process struct {
 	tail *tailBuffer
 }
 
+// The bench's Spillway serves its Admin API at the API port plus
+// adminPortOffset, with this secret.
+const (
+	adminPortOffset     = 200
+	spillwayAdminSecret = "spillway-bench"
+)
+
+// spillwayDrops reads, through the Admin API's get_status, the data
+// plane's packets dropped since start: late (waited longer than
+// max_lag), queue (a worker's queue was full) and refused (the kernel
+// refused them, or they had nowhere to go).
+func spillwayDrops(ctx context.Context, adminURL string) (d drops, err error) {
+	body := fmt.Sprintf(`{"janus":"get_status","transaction":"bench","admin_secret":%q}`, spillwayAdminSecret)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adminURL, strings.NewReader(body))
+	if err != nil {
+		return d, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return d, fmt.Errorf("get_status: %w", err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Janus  string
+		Status struct {
+			Dataplane struct {
+				Workers []struct {
+					LateDrops  uint64 `json:"late_drops"`
+					QueueDrops uint64 `json:"queue_drops"`
+					Errors     uint64 `json:"errors"`
+				}
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return d, fmt.Errorf("get_status: %w", err)
+	}
+	if r.Janus != "success" || len(r.Status.Dataplane.Workers) == 0 {
+		return d, fmt.Errorf("get_status: %q with %d data-plane workers", r.Janus, len(r.Status.Dataplane.Workers))
+	}
+	for _, w := range r.Status.Dataplane.Workers {
+		d.late += w.LateDrops
+		d.queue += w.QueueDrops
+		d.refused += w.Errors
+	}
+	return d, nil
+}
+
 // StartSpillway writes the configuration and starts Spillway pinned to
 // its CPUs, and returns once its Janus API answers.
 func StartSpillway(ctx context.Context, c SpillwayConfig) (*process, error) {
@@ -57,7 +108,10 @@ func StartSpillway(ctx context.Context, c SpillwayConfig) (*process, error) {
 	cfg := map[string]any{
 		"janus": map[string]any{
 			"http": netip.AddrPortFrom(c.IP, uint16(c.HTTPPort)).String(), "ws": netip.AddrPortFrom(c.IP, uint16(c.HTTPPort+100)).String(),
-			"admin_http": "127.0.0.1:7088", "admin_ws": "127.0.0.1:7188", "session_timeout": "120s",
+			// The Admin API on the veth too: the bench reads the data
+			// plane's drop counters from the viewers' namespace.
+			"admin_http": netip.AddrPortFrom(c.IP, uint16(c.HTTPPort+adminPortOffset)).String(), "admin_ws": "127.0.0.1:7188",
+			"admin_secret": spillwayAdminSecret, "session_timeout": "120s",
 		},
 		"webrtc":    map[string]any{"port": c.MediaPort, "ips": []string{ip}},
 		"dataplane": dataplane,
