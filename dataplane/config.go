@@ -32,10 +32,13 @@ type Config struct {
 	NoPin         bool          // ablation: workers not pinned
 	NoPrefetch    bool          // ablation: no prefetch of the next viewers' state
 	SndBuf        int           // SO_SNDBUF of send sockets; 0: kernel default
-	CallBytes     int           // most bytes of datagrams one send call carries; 0: 256 KiB
-	MaxLag        time.Duration // oldest a packet may be, past FlushInterval, when a worker takes it; 0: 300ms
-	CPUs          []int         // CPUs for the workers, one each; nil: chosen from the process mask
-	Logger        *slog.Logger
+	// RcvBuf is the receive buffer of RTP ingest sockets, bytes; 0:
+	// DefaultRcvBuf.
+	RcvBuf    int
+	CallBytes int           // most bytes of datagrams one send call carries; 0: 256 KiB
+	MaxLag    time.Duration // oldest a packet may be, past FlushInterval, when a worker takes it; 0: 300ms
+	CPUs      []int         // CPUs for the workers, one each; nil: chosen from the process mask
+	Logger    *slog.Logger
 }
 
 const (
@@ -61,8 +64,16 @@ const (
 	maxBatch = 1024
 	// maxFlushInterval bounds FlushInterval: longer would be a stall, not a batch.
 	maxFlushInterval = time.Second
-	// maxSndBuf bounds SndBuf (the kernel doubles the value it is given).
+	// maxSndBuf bounds SndBuf and RcvBuf (the kernel doubles the value it
+	// is given).
 	maxSndBuf = 1 << 30
+	// DefaultRcvBuf is the receive buffer of ingest sockets and of the
+	// control plane's media port. The kernel's default, 208 KiB, holds
+	// about 90 full-size packets by their true size, two keyframes of a
+	// 2 Mbit/s stream: a reader held up for a few hundred milliseconds,
+	// as a core saturated with queue-mode viewers holds it, overflowed,
+	// and one source packet lost is a gap for every viewer.
+	DefaultRcvBuf = 4 << 20
 
 	// maxPacket is the largest plain RTP packet a Source accepts: an Ethernet
 	// MTU with room to spare. Larger ones are dropped and counted.
@@ -106,6 +117,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if err := checkFlushInterval(c.FlushInterval); err != nil {
 		return c, err
+	}
+	if c.RcvBuf == 0 {
+		c.RcvBuf = DefaultRcvBuf
+	}
+	if c.RcvBuf < 0 || c.RcvBuf > maxSndBuf {
+		return c, fmt.Errorf("dataplane: rcvbuf %d out of range [0, %d]", c.RcvBuf, maxSndBuf)
 	}
 	if err := checkSndBuf(c.SndBuf); err != nil {
 		return c, err

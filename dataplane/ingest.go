@@ -50,6 +50,16 @@ func (p *Plane) ListenRTP(src *Source, stream int, addr netip.AddrPort, codec st
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: ingest listen %s: %w", addr, err)
 	}
+	err = control(conn, func(fd int) error {
+		if err := setRcvBuf(fd, p.cfg.RcvBuf); err != nil {
+			return err
+		}
+		return setRxTimestamps(fd)
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("dataplane: ingest %s: %w", addr, err)
+	}
 	in := &Ingest{p: p, conn: conn, src: src, stream: stream, codec: codec, done: make(chan struct{})}
 	p.mu.Lock()
 	if p.closed {
@@ -98,9 +108,11 @@ func (in *Ingest) Close() error {
 func (in *Ingest) run() {
 	defer close(in.done)
 	buf := make([]byte, maxPacket+1) // one more byte tells "too large"
+	oob := make([]byte, rxTimeSpace)
+	epochWall := in.p.epoch.UnixNano()
 	var from netip.AddrPort
 	for {
-		n, addr, err := in.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, addr, err := in.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -123,6 +135,13 @@ func (in *Ingest) run() {
 			a := addr
 			in.lastFrom.Store(&a)
 		}
-		in.src.publish(in.stream, pkt, f, IsKeyframe(in.codec, pkt[f.payload:f.payload+f.octets]))
+		// The packet arrived when the kernel got it, not when this
+		// goroutine got round to it: time waiting in the socket counts
+		// towards max_lag like time waiting in a worker's queue.
+		at := int64(time.Since(in.p.epoch))
+		if t, ok := rxTime(oob[:oobn]); ok {
+			at = min(at, max(at-int64(10*time.Second), t-epochWall))
+		}
+		in.src.publish(in.stream, pkt, f, IsKeyframe(in.codec, pkt[f.payload:f.payload+f.octets]), at)
 	}
 }

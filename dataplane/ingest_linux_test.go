@@ -6,8 +6,13 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // rtpWithExtras builds an RTP packet with one CSRC, a one-byte header
@@ -104,4 +109,87 @@ func TestIngest(t *testing.T) {
 		t.Fatalf("second close: %v", err)
 	}
 	// ain is closed by the plane.
+}
+
+// The ingest sockets and the control plane's media port get their receive
+// buffers: as root (SO_RCVBUFFORCE) what was asked, else what
+// net.core.rmem_max allows. The kernel reports twice the value set.
+func TestReceiveBuffers(t *testing.T) {
+	want := func(n int) int {
+		if os.Geteuid() == 0 {
+			return 2 * n
+		}
+		b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+		if err != nil {
+			t.Fatal(err)
+		}
+		max, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return 2 * min(n, max)
+	}
+	rcvbuf := func(c *net.UDPConn) (n int) {
+		t.Helper()
+		if err := control(c, func(fd int) (err error) {
+			n, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, asked := range []int{0, 6 << 20} {
+		p, ctrl := joinedPlane(t, Config{Workers: 1, RcvBuf: asked}, "127.0.0.1:0")
+		if got := rcvbuf(ctrl); got < want(DefaultRcvBuf) {
+			t.Errorf("media port SO_RCVBUF %d, want %d", got, want(DefaultRcvBuf))
+		}
+		in, err := p.ListenRTP(p.NewSource("s", 1), 0, netip.MustParseAddrPort("127.0.0.1:0"), "vp8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := asked
+		if n == 0 {
+			n = DefaultRcvBuf
+		}
+		if got := rcvbuf(in.conn); got < want(n) {
+			t.Errorf("RcvBuf %d: ingest SO_RCVBUF %d, want %d", asked, got, want(n))
+		}
+	}
+	if _, err := New(Config{RcvBuf: -1}); err == nil {
+		t.Error("a negative RcvBuf was accepted")
+	}
+}
+
+// rxTime reads the kernel's arrival stamp: a datagram read 150 ms after
+// it came was stamped when it came.
+func TestRxTime(t *testing.T) {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := control(c, setRxTimestamps); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	if _, err := c.WriteToUDPAddrPort([]byte("x"), c.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	buf, oob := make([]byte, 16), make([]byte, rxTimeSpace)
+	_, oobn, _, _, err := c.ReadMsgUDPAddrPort(buf, oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, ok := rxTime(oob[:oobn])
+	if !ok {
+		t.Fatalf("no arrival time in %d bytes of control messages", oobn)
+	}
+	if d := time.Duration(at - sent.UnixNano()); d < -time.Millisecond || d > 100*time.Millisecond {
+		t.Fatalf("stamped %v after sending, want at once (read 150 ms later)", d)
+	}
+	if _, ok := rxTime(oob[:4]); ok {
+		t.Fatal("a truncated control message gave a time")
+	}
+	if allocs := testing.AllocsPerRun(100, func() { rxTime(oob[:oobn]) }); allocs != 0 {
+		t.Fatalf("rxTime allocates %v times", allocs)
+	}
 }

@@ -451,14 +451,46 @@ func setSndBuf(c *sendSock, n int) error {
 	return nil
 }
 
-func control(c *net.UDPConn, f func(fd int) error) error {
-	rc, err := c.SyscallConn()
+// setRxTimestamps asks the kernel to stamp each datagram fd receives with
+// its arrival time (SO_TIMESTAMPNS, CLOCK_REALTIME).
+func setRxTimestamps(fd int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		return fmt.Errorf("SO_TIMESTAMPNS: %w", err)
+	}
+	return nil
+}
+
+// rxTimeSpace is the control-message room a received datagram's time takes.
+var rxTimeSpace = unix.CmsgSpace(16)
+
+// rxTime finds the arrival time in a datagram's control messages, in
+// nanoseconds of CLOCK_REALTIME, without allocating.
+func rxTime(oob []byte) (int64, bool) {
+	for len(oob) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		n := int(h.Len)
+		if n < unix.SizeofCmsghdr || n > len(oob) {
+			return 0, false
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && n >= unix.CmsgLen(16) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+			return ts.Nano(), true
+		}
+		oob = oob[min(len(oob), unix.CmsgSpace(n-unix.CmsgLen(0))):]
+	}
+	return 0, false
+}
+
+// setRcvBuf sets fd's receive buffer to n bytes: SO_RCVBUFFORCE when the
+// process may (CAP_NET_ADMIN, beyond net.core.rmem_max), else SO_RCVBUF,
+// which the kernel caps at rmem_max.
+func setRcvBuf(fd, n int) error {
+	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+	if errors.Is(err, unix.EPERM) {
+		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("SO_RCVBUF %d: %w", n, err)
 	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
+	return nil
 }

@@ -51,3 +51,13 @@ func steerToFirst(*sendSock) error { return errNotLinux }
 func sndBuf(*sendSock) (int, error) { return 0, errNotLinux }
 
 func setSndBuf(*sendSock, int) error { return errNotLinux }
+
+// setRcvBuf leaves the kernel's default elsewhere.
+func setRcvBuf(fd, n int) error { return nil }
+
+// Elsewhere a datagram's arrival is when the ingest reads it.
+func setRxTimestamps(fd int) error { return nil }
+
+var rxTimeSpace = 0
+
+func rxTime([]byte) (int64, bool) { return 0, false }

@@ -56,11 +56,12 @@ func (s *Source) Publish(stream int, pkt []byte, keyframe bool) {
 		s.dropped.Add(1)
 		return
 	}
-	s.publish(stream, pkt, f, keyframe)
+	s.publish(stream, pkt, f, keyframe, int64(time.Since(s.p.epoch)))
 }
 
-// publish is Publish after parsing (the Ingest parses once for both).
-func (s *Source) publish(stream int, pkt []byte, f rtpFields, keyframe bool) {
+// publish is Publish after parsing (the Ingest parses once for both), for
+// a packet that arrived at (nanoseconds since the plane's epoch).
+func (s *Source) publish(stream int, pkt []byte, f rtpFields, keyframe bool, at int64) {
 	if s.closed.Load() || stream < 0 || stream >= s.streams {
 		return
 	}
@@ -71,7 +72,6 @@ func (s *Source) publish(stream int, pkt []byte, f rtpFields, keyframe bool) {
 	if ws == nil || len(*ws) == 0 {
 		return // nobody watches: not even the copy
 	}
-	at := int64(time.Since(s.p.epoch))
 	if s.p.cfg.Mode == ModeQueue {
 		for _, w := range *ws { // a copy per viewer, as Janus does
 			s.send(w, s.copyPacket(pkt, f, keyframe, stream, num, at, 1))

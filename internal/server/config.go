@@ -43,6 +43,7 @@ type Config struct {
 	NoPrefetch    bool
 	HugePages     bool // advise the heap to transparent huge pages (internal/hugepage)
 	SndBuf        int
+	RcvBuf        int // receive buffer of RTP ingest sockets; 0: dataplane.DefaultRcvBuf
 	CallBytes     int
 	History       int
 	CPUs          []int
