@@ -3,36 +3,8 @@ package experiment
 import (
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 )
-
-// tailBuffer keeps the last max bytes written: a server's log for errors.
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(string(t.b), "\n"), "\n")
-	if len(lines) > 20 {
-		lines = lines[len(lines)-20:]
-	}
-	return strings.Join(lines, "\n")
-}
 
 // serverLogMax bounds what one server process writes to the run's log:
 // Janus past its capacity warns of every packet it discards, hundreds of

@@ -120,6 +120,9 @@ type target struct {
 // kernel.
 type drops struct{ late, queue, refused uint64 }
 
+// logTailBytes is how much of a server's log an error quotes.
+const logTailBytes = 600
+
 func (t *target) logTail() string {
 	if t.tail == nil {
 		return ""
@@ -153,7 +156,8 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.pid, t.stop, t.exited, t.gone, t.tail = p.pid(), p.stop, p.exited, p.gone, p.tail.String
+		t.pid, t.stop, t.exited, t.gone = p.pid(), p.stop, p.exited, p.gone
+		t.tail = func() string { return p.tail.String(logTailBytes) }
 		admin := fmt.Sprintf("http://%s/admin", netip.AddrPortFrom(o.ServerIP, httpPort+adminPortOffset))
 		t.drops = func(ctx context.Context) (drops, error) { return spillwayDrops(ctx, admin) }
 	case JanusT0, JanusT1:
@@ -171,7 +175,7 @@ func startTarget(ctx context.Context, o Options, name string) (*target, error) {
 			return nil, err
 		}
 		t.pid, t.stop, t.gone = p.PID(), p.Stop, p.Done()
-		t.tail = func() string { return p.LogTail(5) }
+		t.tail = func() string { return p.LogTail(logTailBytes) }
 		t.exited = func() (bool, error) {
 			select {
 			case <-p.Done():

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spillway-rtc/spillway/bench/logtail"
 )
 
 // SpillwayConfig starts the spillway binary as a bench target.
@@ -40,7 +42,7 @@ type process struct {
 	cmd  *exec.Cmd
 	gone chan struct{} // closed when the process has exited
 	err  error         // how it exited, set before gone closes
-	tail *tailBuffer
+	tail *logtail.Buffer
 }
 
 // The bench's Spillway serves its Admin API at the API port plus
@@ -151,7 +153,7 @@ func startPinned(netns string, cpus []int, log io.Writer, argv ...string) (*proc
 	if netns != "" {
 		full = append([]string{"ip", "netns", "exec", netns}, full...)
 	}
-	p := &process{tail: &tailBuffer{max: 16 << 10}, gone: make(chan struct{})}
+	p := &process{tail: logtail.New(16 << 10), gone: make(chan struct{})}
 	p.cmd = exec.Command(full[0], full[1:]...)
 	var out io.Writer = p.tail
 	if log != nil {
@@ -187,7 +189,7 @@ func (p *process) waitAPI(ctx context.Context, url string) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.gone:
-			return fmt.Errorf("exited (%v) before its API answered:\n%s", p.err, p.tail.String())
+			return fmt.Errorf("exited (%v) before its API answered:\n%s", p.err, p.tail.String(2000))
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
@@ -200,7 +202,7 @@ func (p *process) waitAPI(ctx context.Context, url string) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer from %s in 20 s:\n%s", url, p.tail.String())
+	return fmt.Errorf("no answer from %s in 20 s:\n%s", url, p.tail.String(2000))
 }
 
 // pid is the server's own PID: with ip netns exec and taskset in front,

@@ -8,7 +8,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"sync"
+
+	"github.com/spillway-rtc/spillway/bench/logtail"
 )
 
 // ServerInfo is the part of Janus's GET /janus/info answer the bench
@@ -45,7 +46,7 @@ func GetInfo(ctx context.Context, hc *http.Client, base string) (ServerInfo, err
 		return info, fmt.Errorf("janus: info: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return info, fmt.Errorf("janus: info: HTTP %d: %s", resp.StatusCode, tail(body, 200))
+		return info, fmt.Errorf("janus: info: HTTP %d: %s", resp.StatusCode, logtail.Of(body, 200))
 	}
 	if err := json.Unmarshal(body, &info); err != nil {
 		return info, fmt.Errorf("janus: info: %w", err)
@@ -65,40 +66,4 @@ func GCMCompiledIn(bin string) (bool, error) {
 		return false, fmt.Errorf("janus: %w", err)
 	}
 	return bytes.Contains(b, []byte("SRTP_AEAD_AES_128_GCM")), nil
-}
-
-// tailWriter keeps the last bytes written to it, for error messages.
-type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if over := len(w.buf) - w.max; over > 0 {
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (w *tailWriter) String(n int) string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return tail(w.buf, n)
-}
-
-// tail returns the last n bytes of b, from a line start when one is near.
-func tail(b []byte, n int) string {
-	b = bytes.TrimSpace(b)
-	if len(b) <= n {
-		return string(b)
-	}
-	b = b[len(b)-n:]
-	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)/4 {
-		b = b[i+1:]
-	}
-	return "..." + string(b)
 }

@@ -197,15 +197,3 @@ func TestParseVersion(t *testing.T) {
 		}
 	}
 }
-
-func TestTailWriter(t *testing.T) {
-	w := &tailWriter{max: 8}
-	for _, s := range []string{"abc", "defgh", "ijk"} {
-		if _, err := w.Write([]byte(s)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := w.String(100); got != "defghijk" {
-		t.Errorf("tail = %q, want defghijk", got)
-	}
-}

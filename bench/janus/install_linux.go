@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/spillway-rtc/spillway/bench/logtail"
 )
 
 // Install returns the path of the janus binary, installing Debian's janus
@@ -39,12 +41,12 @@ func Install(ctx context.Context, log *slog.Logger) (string, error) {
 	if err != nil && needsUpdate(out) {
 		log.Info("apt-get install found no package list; running apt-get update")
 		if uout, uerr := aptGet(ctx, "update"); uerr != nil {
-			return "", fmt.Errorf("janus: apt-get update: %w: %s", uerr, tail(uout, 800))
+			return "", fmt.Errorf("janus: apt-get update: %w: %s", uerr, logtail.Of(uout, 800))
 		}
 		out, err = aptGet(ctx, "install", "-y", "--no-install-recommends", "janus")
 	}
 	if err != nil {
-		return "", fmt.Errorf("janus: apt-get install janus: %w: %s", err, tail(out, 800))
+		return "", fmt.Errorf("janus: apt-get install janus: %w: %s", err, logtail.Of(out, 800))
 	}
 	disableService(ctx, log)
 	p, err := Locate()
@@ -125,7 +127,7 @@ func Version(ctx context.Context, bin string) (string, error) {
 	if v := parseVersion(string(out)); v != "" {
 		return v, nil
 	}
-	return "", fmt.Errorf("janus: no version banner from %s --version (%v): %s", bin, err, tail(out, 400))
+	return "", fmt.Errorf("janus: no version banner from %s --version (%v): %s", bin, err, logtail.Of(out, 400))
 }
 
 func aptGet(ctx context.Context, args ...string) ([]byte, error) {
@@ -157,7 +159,7 @@ func disableService(ctx context.Context, log *slog.Logger) {
 	}
 	out, err := exec.CommandContext(ctx, "systemctl", "disable", "--now", "janus.service").CombinedOutput()
 	if err != nil {
-		log.Warn("janus: could not disable janus.service", "err", err, "out", tail(out, 300))
+		log.Warn("janus: could not disable janus.service", "err", err, "out", logtail.Of(out, 300))
 		return
 	}
 	log.Info("janus: stopped and disabled the package's janus.service")

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/spillway-rtc/spillway/affinity"
+	"github.com/spillway-rtc/spillway/bench/logtail"
 )
 
 // StartOptions say where and how Janus runs; Config says what it serves.
@@ -40,7 +41,7 @@ type Process struct {
 	url    string
 	hc     *http.Client
 	tr     *http.Transport
-	logs   *tailWriter
+	logs   *logtail.Buffer
 	info   ServerInfo
 	tmpDir string
 
@@ -84,7 +85,7 @@ func Start(ctx context.Context, c Config, opt StartOptions) (*Process, error) {
 		}
 	}
 	p := &Process{
-		logs: &tailWriter{max: 16 << 10},
+		logs: logtail.New(16 << 10),
 		done: make(chan struct{}),
 		url:  "http://" + net.JoinHostPort(c.HTTPIP, strconv.Itoa(c.HTTPPort)) + "/janus",
 	}
