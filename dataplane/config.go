@@ -64,9 +64,9 @@ const (
 	maxBatch = 1024
 	// maxFlushInterval bounds FlushInterval: longer would be a stall, not a batch.
 	maxFlushInterval = time.Second
-	// maxSndBuf bounds SndBuf and RcvBuf (the kernel doubles the value it
+	// maxSockBuf bounds SndBuf and RcvBuf (the kernel doubles the value it
 	// is given).
-	maxSndBuf = 1 << 30
+	maxSockBuf = 1 << 30
 	// DefaultRcvBuf is the receive buffer of ingest sockets and of the
 	// control plane's media port. The kernel's default, 208 KiB, holds
 	// about 90 full-size packets by their true size, two keyframes of a
@@ -121,10 +121,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RcvBuf == 0 {
 		c.RcvBuf = DefaultRcvBuf
 	}
-	if c.RcvBuf < 0 || c.RcvBuf > maxSndBuf {
-		return c, fmt.Errorf("dataplane: rcvbuf %d out of range [0, %d]", c.RcvBuf, maxSndBuf)
+	if err := checkSockBuf("rcvbuf", c.RcvBuf); err != nil {
+		return c, err
 	}
-	if err := checkSndBuf(c.SndBuf); err != nil {
+	if err := checkSockBuf("sndbuf", c.SndBuf); err != nil {
 		return c, err
 	}
 	if c.CallBytes == 0 {
@@ -197,9 +197,9 @@ func checkMaxLag(d time.Duration) error {
 	return nil
 }
 
-func checkSndBuf(n int) error {
-	if n < 0 || n > maxSndBuf {
-		return fmt.Errorf("dataplane: sndbuf %d out of range [0, %d]", n, maxSndBuf)
+func checkSockBuf(name string, n int) error {
+	if n < 0 || n > maxSockBuf {
+		return fmt.Errorf("dataplane: %s %d out of range [0, %d]", name, n, maxSockBuf)
 	}
 	return nil
 }

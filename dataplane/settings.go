@@ -66,7 +66,7 @@ func (p *Plane) SetCallBytes(n int) error {
 // SetSndBuf sets SO_SNDBUF on every send socket, now and on later Joins;
 // 0 restores the kernel's default.
 func (p *Plane) SetSndBuf(n int) error {
-	if err := checkSndBuf(n); err != nil {
+	if err := checkSockBuf("sndbuf", n); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -27,7 +27,7 @@ func TestSettersRefuseInvalid(t *testing.T) {
 		{"call bytes too few", func() error { return p.SetCallBytes(minCallBytes - 1) }, "call bytes"},
 		{"call bytes too many", func() error { return p.SetCallBytes(MaxCallBytes + 1) }, "call bytes"},
 		{"sndbuf negative", func() error { return p.SetSndBuf(-1) }, "sndbuf"},
-		{"sndbuf too large", func() error { return p.SetSndBuf(maxSndBuf + 1) }, "sndbuf"},
+		{"sndbuf too large", func() error { return p.SetSndBuf(maxSockBuf + 1) }, "sndbuf"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
