@@ -89,7 +89,7 @@ func oneLine(s string) string {
 }
 
 var csvHeader = []string{"target", "sink", "mbit_s", "kind", "viewers", "up", "starved", "loss", "shortfall", "sample_loss", "mpps", "gbit_s",
-	"cpu", "softirq", "proc_cpu", "rss_bytes", "p50_ms", "p99_ms", "jitter_ms", "latency_packets", "source_late", "late_drops", "queue_drops", "refused", "window_s", "pass"}
+	"cpu", "softirq", "proc_cpu", "rss_bytes", "p50_ms", "p99_ms", "jitter_ms", "latency_packets", "source_late", "late_drops", "queue_drops", "refused", "catch_up_s", "window_s", "pass"}
 
 // WriteCSV writes every measured point, search steps and QoE samples.
 func WriteCSV(w io.Writer, rs []Result) error {
@@ -101,7 +101,7 @@ func WriteCSV(w io.Writer, rs []Result) error {
 			f(p.Mpps), f(p.Gbps), f(p.CPU), f(p.Softirq), f(p.ProcCPU), strconv.FormatInt(p.RSS, 10),
 			f(float64(p.P50) / 1e6), f(float64(p.P99) / 1e6), f(p.JitterMs), strconv.FormatUint(p.LatPackets, 10),
 			strconv.FormatUint(p.SourceLate, 10), strconv.FormatUint(p.LateDrops, 10), strconv.FormatUint(p.QueueDrops, 10),
-			strconv.FormatUint(p.Refused, 10), f(p.WindowSecs), strconv.FormatBool(p.Pass)})
+			strconv.FormatUint(p.Refused, 10), f(p.CatchUp.Seconds()), f(p.WindowSecs), strconv.FormatBool(p.Pass)})
 	}
 	for _, r := range rs {
 		sinks := make([]string, 0, len(r.ByS))

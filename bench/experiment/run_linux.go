@@ -50,7 +50,6 @@ type Options struct {
 	Search      SearchConfig
 	Samples     int
 	Settle      time.Duration
-	Window      time.Duration
 	QoEWindow   time.Duration
 	Profile     dtls.SRTPProtectionProfile // the one SRTP profile the viewers offer
 	SpillwayBin string
@@ -208,8 +207,7 @@ func runTarget(ctx context.Context, o Options, r *Result, sink string) error {
 		return err
 	}
 	return withTarget(ctx, o, r, sink, func(m *measurer) error {
-		m.window = o.QoEWindow
-		p, err := m.Measure(ctx, half)
+		p, err := m.Measure(ctx, half, o.QoEWindow)
 		if err != nil {
 			return err
 		}
@@ -260,7 +258,7 @@ func withTarget(ctx context.Context, o Options, r *Result, sink string, f func(*
 		return err
 	}
 	defer load.Close()
-	m := &measurer{o: o, t: t, src: src, video: vm, load: load, rate: r.Rate, window: o.Window}
+	m := &measurer{o: o, t: t, src: src, video: vm, load: load, rate: r.Rate}
 	defer m.closeSink()
 	if err := m.useSink(sink); err != nil {
 		return err
@@ -277,15 +275,14 @@ func withTarget(ctx context.Context, o Options, r *Result, sink string, f func(*
 // measurer is the Stepper of one target: it sets the number of viewers
 // and measures a window through the sink in use.
 type measurer struct {
-	o      Options
-	t      *target
-	src    *media.Source
-	video  media.VideoModel
-	load   *loadgen.Load
-	rate   float64
-	sink   *bpf.MediaSink
-	name   string
-	window time.Duration
+	o     Options
+	t     *target
+	src   *media.Source
+	video media.VideoModel
+	load  *loadgen.Load
+	rate  float64
+	sink  *bpf.MediaSink
+	name  string
 }
 
 func (m *measurer) useSink(name string) error {
@@ -332,6 +329,10 @@ type snapshot struct {
 	proc    float64
 	samples []loadgen.Sample
 	drops   drops // the server's own, when it counts them
+	// dropsErr is why the server's drops could not be read. A server
+	// at its knee may answer get_status late (queue mode's goroutines
+	// crowd the API's out of the core); the window is measured anyway.
+	dropsErr error
 }
 
 func (m *measurer) snap(ctx context.Context) (snapshot, error) {
@@ -360,22 +361,19 @@ func (m *measurer) snap(ctx context.Context) (snapshot, error) {
 	s.proc, _ = sysstat.ProcessCPU(m.t.pid)
 	s.samples = m.load.Samples()
 	if m.t.drops != nil {
-		if s.drops, err = m.t.drops(ctx); err != nil {
-			return s, fmt.Errorf("%s: %w", m.t.name, err)
-		}
+		s.drops, s.dropsErr = m.t.drops(ctx)
 	}
 	return s, nil
 }
 
 // retrySettle is the least wait before a window at the load of the last
-// one: a Spillway worker that fell max_lag behind sheds it at its spare
-// capacity, a tenth of a core near the knee, and a hundred viewers just
-// set up cost a server more for some seconds than once they run.
-const retrySettle = 4 * time.Second
+// one: a hundred viewers just set up cost a server more for some seconds
+// than once they run. catchUp then waits for what is still queued.
+const retrySettle = 2 * time.Second
 
 // Measure sets the load to n viewers, lets it settle, and measures a
 // window.
-func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
+func (m *measurer) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
 	p := Point{Target: m.t.name, Sink: m.name, Rate: m.rate}
 	if gone, err := m.t.exited(); gone {
 		return p, fmt.Errorf("the server exited: %v (%s)", err, m.t.logTail())
@@ -429,8 +427,13 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 		// fell behind in it gets time to catch up, or shows it cannot.
 		settle = max(settle, retrySettle)
 	}
+	m.load.ResetLatency()
 	if !sleepCtx(ctx, settle) {
 		return p, ctx.Err()
+	}
+	caught, err := m.catchUp(ctx)
+	if err != nil {
+		return p, err
 	}
 	start, err := m.syncGOP(ctx, 0)
 	if err != nil {
@@ -441,7 +444,7 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 		return p, err
 	}
 	m.load.ResetLatency()
-	if _, err := m.syncGOP(ctx, start+m.gops()*uint64(m.video.GOP)); err != nil {
+	if _, err := m.syncGOP(ctx, start+m.gops(window)*uint64(m.video.GOP)); err != nil {
 		return p, err
 	}
 	z, err := m.snap(ctx)
@@ -472,17 +475,58 @@ func (m *measurer) Measure(ctx context.Context, n int) (Point, error) {
 	p.ProcCPU = (z.proc - a.proc) / dt
 	p.RSS, _ = sysstat.RSS(m.t.pid)
 	p.P50, p.P99, p.LatPackets = lat.P50, lat.P99, lat.Count
+	p.CatchUp = caught
 	p.SourceLate = z.src.Late - a.src.Late
-	p.LateDrops, p.QueueDrops = z.drops.late-a.drops.late, z.drops.queue-a.drops.queue
-	p.Refused = z.drops.refused - a.drops.refused
+	if err := errors.Join(a.dropsErr, z.dropsErr); err != nil {
+		p.DropsUnread = true
+		m.o.Logf("%s: the server's drops unread at %d viewers: %v", m.t.name, p.Viewers, err)
+	} else {
+		p.LateDrops, p.QueueDrops = z.drops.late-a.drops.late, z.drops.queue-a.drops.queue
+		p.Refused = z.drops.refused - a.drops.refused
+	}
 	p.SampleLoss, p.JitterMs = sampleFigures(a.samples, z.samples)
 	return p, nil
 }
 
+// A server whose core is nearly full works off slowly what the joins of a
+// step left queued (ICE and DTLS for a hundred viewers take it a good part
+// of a second): at 95% busy, a second of backlog takes twenty to drain. A
+// window that starts while it drains measures the joins, not the load, and
+// whether it passes is luck. catchUp waits until the samples' median
+// latency is under caughtUp (first over the settle, which is enough below
+// the knee, then caughtUpTick at a time), or stops falling by a twentieth
+// per tick (a server that cannot catch up: the window shows it), or for at
+// most maxCatchUp.
+const (
+	caughtUp     = 50 * time.Millisecond
+	caughtUpTick = 500 * time.Millisecond
+	maxCatchUp   = 10 * time.Second
+)
+
+// catchUp returns how long it waited past the settle, whose latencies it
+// reads first.
+func (m *measurer) catchUp(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	prev := time.Duration(math.MaxInt64)
+	for {
+		// Nothing reaching the samples (Count 0) is a server that has
+		// stopped serving them, not one catching up.
+		lat := m.load.Latency()
+		if lat.Count == 0 || lat.P50 < caughtUp || lat.P50 > prev-prev/20 || time.Since(start) >= maxCatchUp {
+			return time.Since(start), nil
+		}
+		prev = lat.P50
+		m.load.ResetLatency()
+		if !sleepCtx(ctx, caughtUpTick) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
 // gops is the window in whole GOPs of the source, at least one.
-func (m *measurer) gops() uint64 {
+func (m *measurer) gops(window time.Duration) uint64 {
 	gop := time.Duration(m.video.GOP) * time.Second / time.Duration(m.video.FPS)
-	return uint64(max(1, math.Round(float64(m.window)/float64(gop))))
+	return uint64(max(1, math.Round(float64(window)/float64(gop))))
 }
 
 // syncGOP returns just after the source has sent the delta frame halfway

@@ -32,12 +32,14 @@ type Point struct {
 	JitterMs   float64       // the samples' mean video jitter
 	P50, P99   time.Duration // source-to-viewer latency of the samples' packets
 	LatPackets uint64
-	SourceLate uint64 // frames the source sent late during the window
+	CatchUp    time.Duration // how long, before the window, the server took to work off what the step's joins left queued
+	SourceLate uint64        // frames the source sent late during the window
 	// The server's own drops in the window, where it counts them
 	// (Spillway's get_status): packet copies older than max_lag,
 	// packets a full worker queue turned away, and packets the kernel
 	// refused.
 	LateDrops, QueueDrops, Refused uint64
+	DropsUnread                    bool // the server did not tell its drops in time
 	WindowSecs                     float64
 	Pass                           bool // Loss and Shortfall under their limits
 }
@@ -48,9 +50,9 @@ func (p Point) Label() string { return p.Target + "/" + p.Sink }
 // Stepper changes and measures the load on one server: the search drives
 // it.
 type Stepper interface {
-	// SetViewers joins or removes viewers to have n, settles, and measures
-	// one window.
-	Measure(ctx context.Context, n int) (Point, error)
+	// Measure joins or removes viewers to have n, settles, and measures
+	// one window of about the given length (whole GOPs of the source).
+	Measure(ctx context.Context, n int, window time.Duration) (Point, error)
 }
 
 // SearchConfig bounds a capacity search.
@@ -67,11 +69,25 @@ type SearchConfig struct {
 	// either end of a window counts in it (a frame's fan-out is about 1%
 	// of a 3 s window).
 	ShortfallLimit float64
+	// LatencyLimit fails a step whose samples' median source-to-viewer
+	// latency is this high or more: a standing queue, not a server
+	// keeping up. Without it, a server at its core's limit passes a step
+	// or not by how its queue stood in that window (Janus passed at
+	// 160-230 ms and collapsed at the next step; socket mode passed at
+	// 200 ms, 100 ms short of max_lag). 0: no limit.
+	LatencyLimit time.Duration
+	// Window is a step's measured window; KneeWindow that of a step near
+	// the knee (the core past kneeCPU, a step near a limit, and a failing
+	// step's second window). The VM's speed wanders by a tenth over a
+	// few seconds at fixed load: at the knee a 2 s window passes or fails
+	// by the moment it falls on, a longer one by the load.
+	Window, KneeWindow time.Duration
 }
 
 // passes tells whether p is under both limits.
 func (c SearchConfig) passes(p Point) bool {
-	return p.Loss < c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < c.ShortfallLimit)
+	return p.Loss < c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < c.ShortfallLimit) &&
+		(c.LatencyLimit <= 0 || p.P50 < c.LatencyLimit)
 }
 
 // nearly tells whether a failing p failed by little. Before any step has
@@ -84,7 +100,8 @@ func (c SearchConfig) nearly(p Point) bool {
 // close tells whether a passing p came near a limit: the server is at its
 // knee, whatever its core says.
 func (c SearchConfig) close(p Point) bool {
-	return p.Loss >= c.LossLimit/2 || (c.ShortfallLimit > 0 && p.Shortfall >= c.ShortfallLimit/2)
+	return p.Loss >= c.LossLimit/2 || (c.ShortfallLimit > 0 && p.Shortfall >= c.ShortfallLimit/2) ||
+		(c.LatencyLimit > 0 && p.P50 >= c.LatencyLimit/2)
 }
 
 // Capacity is what a search found: the most viewers held under the loss
@@ -95,10 +112,12 @@ type Capacity struct {
 	Points  []Point
 }
 
-// Past nearCPU of the server core, a step grows by at most nearGrowth.
+// Past nearCPU of the server core, a step grows by at most nearGrowth;
+// past kneeCPU, it gets the knee window.
 const (
 	nearCPU    = 0.6
 	nearGrowth = 0.1
+	kneeCPU    = 0.8
 )
 
 // marginal bounds the loss, in multiples of the limit, of a failing first
@@ -124,8 +143,13 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 	n := c.Start
 	var failed *Point // the first window at n, when it failed
 	asked := 0        // the viewers that window asked for
+	knee := false     // the next step is near the knee
 	for step := 0; step < c.MaxSteps; step++ {
-		p, err := s.Measure(ctx, n)
+		window := c.Window
+		if knee || failed != nil {
+			window = max(c.Window, c.KneeWindow)
+		}
+		p, err := s.Measure(ctx, n, window)
 		if err != nil {
 			return cap, err
 		}
@@ -138,8 +162,11 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		if p.LateDrops > 0 || p.QueueDrops > 0 || p.Refused > 0 {
 			starved += fmt.Sprintf(", server dropped %d late %d queue-full %d refused", p.LateDrops, p.QueueDrops, p.Refused)
 		}
-		logf("%-22s %5d viewers: loss %7.3f%% (short %6.3f%%%s), %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v",
-			p.Label(), p.Viewers, 100*p.Loss, 100*p.Shortfall, starved, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10))
+		if p.DropsUnread {
+			starved += ", server drops unread"
+		}
+		logf("%-22s %5d viewers: loss %7.3f%% (short %6.3f%%%s), %.3f Mpps, %.2f Gbit/s, CPU %3.0f%%, latency p50 %v p99 %v (caught up in %.1fs)",
+			p.Label(), p.Viewers, 100*p.Loss, 100*p.Shortfall, starved, p.Mpps, p.Gbps, 100*p.CPU, p.P50.Round(time.Millisecond/10), p.P99.Round(time.Millisecond/10), p.CatchUp.Seconds())
 		if !p.Pass && failed == nil && (cap.Best.Viewers > 0 || c.nearly(p)) {
 			first := p
 			failed, asked = &first, n
@@ -192,6 +219,7 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		if cpu >= nearCPU || again != nil || c.close(p) {
 			f = min(f, 1+max(nearGrowth, c.Resolution))
 		}
+		knee = cpu >= kneeCPU || again != nil || c.close(p)
 		n = min(c.Max, max(n+1, int(math.Ceil(float64(p.Viewers)*f))))
 	}
 	return cap, nil

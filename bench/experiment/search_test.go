@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeServer loses packets past its capacity, in proportion; its CPU is
@@ -16,11 +17,13 @@ import (
 type fakeServer struct {
 	capacity int
 	steps    []int
+	windows  []time.Duration
 	fail     error
 }
 
-func (f *fakeServer) Measure(_ context.Context, n int) (Point, error) {
+func (f *fakeServer) Measure(_ context.Context, n int, window time.Duration) (Point, error) {
 	f.steps = append(f.steps, n)
+	f.windows = append(f.windows, window)
 	if f.fail != nil {
 		return Point{}, f.fail
 	}
@@ -71,8 +74,8 @@ type flaky struct {
 	tripped bool
 }
 
-func (f *flaky) Measure(ctx context.Context, n int) (Point, error) {
-	p, err := f.fakeServer.Measure(ctx, n)
+func (f *flaky) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
+	p, err := f.fakeServer.Measure(ctx, n, window)
 	if n == f.at && !f.tripped {
 		f.tripped = true
 		p.Loss = f.loss
@@ -114,10 +117,10 @@ type refuser struct {
 	limit int
 }
 
-func (r *refuser) Measure(ctx context.Context, n int) (Point, error) {
-	p, err := r.fakeServer.Measure(ctx, n)
+func (r *refuser) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
+	p, err := r.fakeServer.Measure(ctx, n, window)
 	if n > r.limit {
-		p, err = r.fakeServer.Measure(ctx, r.limit)
+		p, err = r.fakeServer.Measure(ctx, r.limit, window)
 		r.steps[len(r.steps)-2] = n // what was asked
 		r.steps = r.steps[:len(r.steps)-1]
 		p.Loss = 0.5
@@ -254,8 +257,8 @@ func TestPlotsWritePNGs(t *testing.T) {
 // the source, as Janus does.
 type queueing struct{ fakeServer }
 
-func (q *queueing) Measure(ctx context.Context, n int) (Point, error) {
-	p, err := q.fakeServer.Measure(ctx, n)
+func (q *queueing) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
+	p, err := q.fakeServer.Measure(ctx, n, window)
 	p.Shortfall, p.Loss = p.Loss, 0
 	return p, err
 }
@@ -310,8 +313,8 @@ type shortOnce struct {
 	short float64
 }
 
-func (s *shortOnce) Measure(ctx context.Context, n int) (Point, error) {
-	p, err := s.fakeServer.Measure(ctx, n)
+func (s *shortOnce) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
+	p, err := s.fakeServer.Measure(ctx, n, window)
 	p.Shortfall = s.short
 	return p, err
 }
@@ -341,8 +344,65 @@ type earlyFailer struct {
 	busyAt float64
 }
 
-func (f *earlyFailer) Measure(ctx context.Context, n int) (Point, error) {
-	p, err := f.fakeServer.Measure(ctx, n)
+func (f *earlyFailer) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
+	p, err := f.fakeServer.Measure(ctx, n, window)
 	p.CPU = min(1, f.busyAt*float64(n)/float64(f.capacity))
 	return p, err
+}
+
+// Steps near the knee, and a failing step's second window, get the longer
+// window; the climb below it the short one.
+func TestSearchKneeWindow(t *testing.T) {
+	const short, long = 2 * time.Second, 4 * time.Second
+	cfg := SearchConfig{Start: 50, Growth: 4, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005, Window: short, KneeWindow: long}
+	f := &fakeServer{capacity: 1000}
+	c, err := Search(context.Background(), f, cfg, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Failing == 0 || len(f.windows) < 4 {
+		t.Fatalf("no knee reached: steps %v", f.steps)
+	}
+	for i, w := range f.windows {
+		want := short
+		if i > 0 && (c.Points[i-1].CPU >= kneeCPU || f.steps[i] == f.steps[i-1]) {
+			want = long
+		}
+		if w != want {
+			t.Errorf("step %d (%d viewers, after CPU %.2f): window %v, want %v (steps %v)", i, f.steps[i], c.Points[max(i-1, 0)].CPU, w, want, f.steps)
+		}
+	}
+	if f.windows[len(f.windows)-1] != long || f.steps[len(f.steps)-1] != f.steps[len(f.steps)-2] {
+		t.Errorf("the failing step's second window: steps %v, windows %v", f.steps, f.windows)
+	}
+}
+
+// queueLatency keeps up to its capacity, then queues: its median latency
+// grows with the load, with no loss and no shortfall.
+type queueLatency struct{ fakeServer }
+
+func (q *queueLatency) Measure(ctx context.Context, n int, window time.Duration) (Point, error) {
+	p, err := q.fakeServer.Measure(ctx, n, window)
+	p.Loss, p.P50 = 0, 5*time.Millisecond
+	if n > q.capacity {
+		p.P50 = time.Duration(n-q.capacity) * time.Millisecond
+	}
+	return p, err
+}
+
+func TestSearchLatencyLimit(t *testing.T) {
+	for _, limit := range []time.Duration{0, 100 * time.Millisecond} {
+		cfg := SearchConfig{Start: 100, Growth: 2, Max: 1500, Resolution: 0.05, MaxSteps: 40, LossLimit: 0.005, LatencyLimit: limit}
+		q := &queueLatency{fakeServer{capacity: 1000}}
+		c, err := Search(context.Background(), q, cfg, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case limit == 0 && c.Best.Viewers != cfg.Max:
+			t.Errorf("no limit: best %d, want %d (steps %v)", c.Best.Viewers, cfg.Max, q.steps)
+		case limit > 0 && (c.Best.P50 >= limit || c.Failing == 0 || c.Best.Viewers < 1000):
+			t.Errorf("limit %v: best %d at p50 %v, failing %d (steps %v)", limit, c.Best.Viewers, c.Best.P50, c.Failing, q.steps)
+		}
+	}
 }

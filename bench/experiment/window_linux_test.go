@@ -14,8 +14,8 @@ func TestWindowInGOPs(t *testing.T) {
 		window time.Duration
 		gops   uint64
 	}{{0, 1}, {500 * time.Millisecond, 1}, {2 * time.Second, 1}, {2900 * time.Millisecond, 1}, {3 * time.Second, 2}, {4 * time.Second, 2}, {100 * time.Second, 50}} {
-		m := &measurer{video: media.DefaultVideoModel(2e6), window: tt.window}
-		if got := m.gops(); got != tt.gops {
+		m := &measurer{video: media.DefaultVideoModel(2e6)}
+		if got := m.gops(tt.window); got != tt.gops {
 			t.Errorf("window %v: %d GOPs, want %d", tt.window, got, tt.gops)
 		}
 	}
