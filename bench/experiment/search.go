@@ -41,7 +41,7 @@ type Point struct {
 	LateDrops, QueueDrops, Refused uint64
 	DropsUnread                    bool // the server did not tell its drops in time
 	WindowSecs                     float64
-	Pass                           bool // Loss and Shortfall under their limits
+	Pass                           bool // loss, shortfall and latency under their limits
 }
 
 // Label names the point's server and sink.
@@ -84,7 +84,7 @@ type SearchConfig struct {
 	Window, KneeWindow time.Duration
 }
 
-// passes tells whether p is under both limits.
+// passes tells whether p is under every limit.
 func (c SearchConfig) passes(p Point) bool {
 	return p.Loss < c.LossLimit && (c.ShortfallLimit <= 0 || p.Shortfall < c.ShortfallLimit) &&
 		(c.LatencyLimit <= 0 || p.P50 < c.LatencyLimit)
@@ -216,10 +216,11 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 		if cpu > 0 {
 			f = min(f, max(1+c.Resolution, 1+0.6*(0.97/cpu-1)))
 		}
-		if cpu >= nearCPU || again != nil || c.close(p) {
+		edge := again != nil || c.close(p)
+		if cpu >= nearCPU || edge {
 			f = min(f, 1+max(nearGrowth, c.Resolution))
 		}
-		knee = cpu >= kneeCPU || again != nil || c.close(p)
+		knee = cpu >= kneeCPU || edge
 		n = min(c.Max, max(n+1, int(math.Ceil(float64(p.Viewers)*f))))
 	}
 	return cap, nil

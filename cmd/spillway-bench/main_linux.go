@@ -55,7 +55,7 @@ func run(args []string) error {
 	fs.IntVar(&o.Samples, "samples", 4, "viewers that decrypt and measure loss, jitter and latency")
 	fs.DurationVar(&o.Settle, "settle", 500*time.Millisecond, "wait after changing the viewers (and, after joins, after the next keyframe) before a window")
 	fs.DurationVar(&o.Search.Window, "window", 2*time.Second, "measured window per step, in whole GOPs of the source (2 s each), at least one")
-	fs.DurationVar(&o.Search.KneeWindow, "knee-window", 4*time.Second, "measured window of a step near the knee (core 60% busy, near a limit, or a failing step's second window), in whole GOPs")
+	fs.DurationVar(&o.Search.KneeWindow, "knee-window", 4*time.Second, "measured window of a step near the knee (core 80% busy, near a limit, or a failing step's second window), in whole GOPs")
 	fs.DurationVar(&o.QoEWindow, "qoe-window", 4*time.Second, "window of the QoE sample at half capacity, in whole GOPs")
 	fs.IntVar(&o.Search.Start, "start", 100, "viewers of the first step")
 	fs.Float64Var(&o.Search.Growth, "growth", 4, "largest step factor (the core's idle share bounds it too)")
