@@ -18,6 +18,7 @@ type StreamStats struct {
 	Received uint64  // packets decrypted
 	Expected uint64  // extended highest sequence number - first + 1
 	Failed   uint64  // packets that did not decrypt
+	Early    uint64  // packets that came before this side's DTLS handshake ended
 	JitterMs float64 // RFC 3550 interarrival jitter, milliseconds
 }
 

@@ -254,7 +254,11 @@ func (v *viewer) onRTP(pkt, dec []byte, hdr *rtp.Header) []byte {
 		v.streams[ssrc] = st
 	}
 	if v.srtp == nil {
-		st.Failed++
+		// The server's handshake ends a flight before ours: media it sends
+		// at once can come before we have the keys, and a browser drops it
+		// too. Not a decryption failure, and not lost (nothing is expected
+		// before the first packet that decrypts).
+		st.Early++
 		return dec
 	}
 	out, err := v.srtp.DecryptRTP(dec[:0], pkt, hdr)
