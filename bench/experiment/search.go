@@ -108,7 +108,7 @@ func (c SearchConfig) close(p Point) bool {
 // limit, and every point measured on the way.
 type Capacity struct {
 	Best    Point // the passing point with the most viewers; zero if none passed
-	Failing int   // viewers of the step that failed; 0 if none did (Max or MaxSteps reached)
+	Failing int   // viewers of the lowest step that failed; 0 if none did (Max or MaxSteps reached)
 	Points  []Point
 }
 
@@ -124,13 +124,15 @@ const (
 // step that is measured a second time before the search steps down.
 const marginal = 4
 
-// Search only climbs: a server pushed past its capacity may not recover
-// when viewers leave (Janus keeps growing queues and its latency stays
-// high), so a bisection from above would measure that, not the capacity.
-// Each step grows the load by what the server core's idle share predicts
-// it can take, at most Growth and at least Resolution. A failing step is
-// measured once more, and the second failure ends the search (until one
-// step passes, a failing step halves instead).
+// Search climbs: a server pushed past its capacity may not recover when
+// viewers leave (Janus keeps growing queues and its latency stays high),
+// so a bisection from above would measure that, not the capacity. Each
+// step grows the load by what the server core's idle share predicts it
+// can take, at most Growth and at least Resolution, to the next rung of
+// a fixed ladder (rung). A failing step is measured once more, and the
+// second failure ends the climb (until one step passes, a failing step
+// halves instead). If it skipped rungs, they are tried one by one from
+// the highest that passed, up to the lowest that failed.
 //
 // The second window is for the machine, not the server: a VM whose speed
 // changes by a quarter for seconds at a time fails whichever step it
@@ -185,7 +187,19 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 				n /= 2 // the first steps started too high: step down until one passes
 				continue
 			}
-			cap.Failing = p.Viewers
+			if cap.Failing == 0 || p.Viewers < cap.Failing {
+				cap.Failing = p.Viewers
+			}
+			// A step of more than one rung failed: the rungs between
+			// are untried, and the capacity may be on one of them.
+			// They are tried one by one from below (a failing step
+			// leaves a server that recovers, as Spillway's workers
+			// drop what is late; one that does not, fails them too,
+			// and the capacity stays where it was).
+			if next := c.rung(cap.Best.Viewers, 0); next < cap.Failing {
+				n, knee = next, true
+				continue
+			}
 			return cap, nil
 		}
 		if p.Viewers > cap.Best.Viewers {
@@ -221,7 +235,34 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 			f = min(f, 1+max(nearGrowth, c.Resolution))
 		}
 		knee = cpu >= kneeCPU || edge
-		n = min(c.Max, max(n+1, int(math.Ceil(float64(p.Viewers)*f))))
+		n = min(c.Max, c.rung(max(n, p.Viewers), int(math.Ceil(float64(p.Viewers)*f))))
+		if cap.Failing > 0 { // trying the rungs below a failure
+			if n = c.rung(p.Viewers, 0); n >= cap.Failing {
+				return cap, nil
+			}
+			knee = true
+		}
 	}
 	return cap, nil
+}
+
+// rung is the next load after held on the ladder Start·(1+Resolution)^k:
+// the least rung above held that is at least target, or within a quarter
+// of a rung below it (a step of one Resolution, or of nearGrowth, from a
+// rung lands on the rung it aims at, not past it, whatever the rounding). On a fixed ladder two
+// runs of a search try the same loads: their capacities differ by whole
+// rungs, when the noise crosses one, instead of by wherever each run's
+// steps happened to fall, which alone moved a capacity by up to a
+// Resolution (and a ratio of two by twice that).
+func (c SearchConfig) rung(held, target int) int {
+	if c.Start <= 0 || c.Resolution <= 0 {
+		return max(held+1, target)
+	}
+	q := math.Log1p(c.Resolution)
+	at := func(k float64) int { return int(math.Round(float64(c.Start) * math.Exp(k*q))) }
+	k := math.Ceil(math.Log(float64(max(target, 1))/float64(c.Start))/q - 0.25)
+	for at(k) <= held {
+		k++
+	}
+	return at(k)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,17 +90,17 @@ func (f *flaky) Measure(ctx context.Context, n int, window time.Duration) (Point
 func TestSearchRetriesFailure(t *testing.T) {
 	cfg := SearchConfig{Start: 100, Growth: 1.6, Max: 100000, Resolution: 0.05, MaxSteps: 30, LossLimit: 0.005}
 	for _, loss := range []float64{0.008, 0.5} {
-		f := &flaky{fakeServer: fakeServer{capacity: 1000}, at: 160, loss: loss}
+		f := &flaky{fakeServer: fakeServer{capacity: 1000}, at: 163, loss: loss}
 		c, err := Search(context.Background(), f, cfg, t.Logf)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Best.Viewers < 950 || f.steps[1] != 160 || f.steps[2] != 160 {
+		if c.Best.Viewers < 950 || f.steps[1] != 163 || f.steps[2] != 163 {
 			t.Fatalf("loss %.3f: best %d, steps %v", loss, c.Best.Viewers, f.steps)
 		}
 		// After the retried step, at most nearGrowth: the CPU alone (16%)
 		// would predict a step of Growth.
-		if f.steps[3] > int(160*(1+nearGrowth))+1 {
+		if float64(f.steps[3]) > 163*(1+nearGrowth)+1 {
 			t.Errorf("loss %.3f: after a second window, step %d (steps %v)", loss, f.steps[3], f.steps)
 		}
 	}
@@ -139,7 +140,7 @@ func TestSearchRetriesTheViewersHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := len(r.steps)
-	if r.steps[k-1] != 300 || r.steps[k-2] != 410 || c.Best.Viewers != 300 || c.Failing != 410 {
+	if r.steps[k-1] != 300 || r.steps[k-2] != 432 || c.Best.Viewers != 300 || c.Failing != 432 {
 		t.Fatalf("failing %d, steps %v", c.Failing, r.steps)
 	}
 }
@@ -151,7 +152,7 @@ func TestSearchSlowsNearALimit(t *testing.T) {
 	for _, tt := range []struct {
 		short    float64
 		min, max int // of the second step
-	}{{0.005, 160, 160}, {0.012, 105, 111}} {
+	}{{0.005, 163, 163}, {0.012, 105, 111}} {
 		s := &shortOnce{fakeServer: &fakeServer{capacity: 10000}, short: tt.short}
 		if _, err := Search(context.Background(), s, cfg, t.Logf); err != nil {
 			t.Fatal(err)
@@ -403,6 +404,38 @@ func TestSearchLatencyLimit(t *testing.T) {
 			t.Errorf("no limit: best %d, want %d (steps %v)", c.Best.Viewers, cfg.Max, q.steps)
 		case limit > 0 && (c.Best.P50 >= limit || c.Failing == 0 || c.Best.Viewers < 1000):
 			t.Errorf("limit %v: best %d at p50 %v, failing %d (steps %v)", limit, c.Best.Viewers, c.Best.P50, c.Failing, q.steps)
+		}
+	}
+}
+
+// Searches that take different paths to the same capacity try the same
+// loads near it, so they find the same one: the rungs of
+// Start·(1+Resolution)^k.
+func TestSearchLadder(t *testing.T) {
+	rungs := map[int]bool{}
+	for k := 0.0; k < 120; k++ {
+		rungs[int(math.Round(100*math.Pow(1.05, k)))] = true
+	}
+	for _, capacity := range []int{450, 740, 3450} {
+		found := map[int]bool{}
+		for _, growth := range []float64{1.6, 2.5, 4} {
+			for _, busyAt := range []float64{1, 0.9} {
+				cfg := SearchConfig{Start: 100, Growth: growth, Max: 100000, Resolution: 0.05, MaxSteps: 40, LossLimit: 0.005}
+				f := &earlyFailer{fakeServer{capacity: capacity}, busyAt}
+				c, err := Search(context.Background(), f, cfg, t.Logf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range f.steps {
+					if !rungs[n] {
+						t.Errorf("capacity %d, growth %g, core %.0f%% busy there: step %d is off the ladder (steps %v)", capacity, growth, 100*busyAt, n, f.steps)
+					}
+				}
+				found[c.Best.Viewers] = true
+			}
+		}
+		if len(found) != 1 {
+			t.Errorf("capacity %d: found %v", capacity, found)
 		}
 	}
 }
