@@ -3,6 +3,7 @@
 package experiment
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +34,7 @@ const (
 	SpillwaySocket = "spillway-socket"
 )
 
-// AllTargets in the order they run and print.
+// AllTargets in the order they print (RunOrder is the order they run).
 var AllTargets = []string{JanusT0, JanusT1, SpillwayQueue, SpillwaySocket}
 
 // Options is one run of the experiment. The runner itself runs in the
@@ -68,14 +70,16 @@ type Result struct {
 	Err    error               // the target could not be measured
 }
 
-// Run measures every target at every rate.
+// Run measures every target at every rate, in RunOrder, and returns the
+// results in the order of o.Targets.
 func Run(ctx context.Context, o Options) ([]Result, error) {
 	if len(o.Targets) == 0 || len(o.Rates) == 0 || len(o.Sinks) == 0 {
 		return nil, errors.New("experiment: nothing to run")
 	}
 	var out []Result
 	for _, rate := range o.Rates {
-		for _, t := range o.Targets {
+		var done []Result
+		for _, t := range RunOrder(o.Targets) {
 			r := Result{Target: t, Rate: rate, ByS: map[string]Capacity{}, QoE: map[string]Point{}}
 			var err error
 			for _, sink := range o.Sinks {
@@ -85,13 +89,17 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			}
 			if err != nil {
 				if ctx.Err() != nil {
-					return out, ctx.Err()
+					return append(out, done...), ctx.Err()
 				}
 				o.Logf("%s at %g Mbit/s: %v", t, rate, err)
 				r.Err = err
 			}
-			out = append(out, r)
+			done = append(done, r)
 		}
+		slices.SortStableFunc(done, func(a, b Result) int {
+			return cmp.Compare(slices.Index(o.Targets, a.Target), slices.Index(o.Targets, b.Target))
+		})
+		out = append(out, done...)
 	}
 	return out, nil
 }

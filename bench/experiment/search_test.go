@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -198,7 +199,8 @@ func TestSummaryTableAndCSV(t *testing.T) {
 	if len(rows) != 8 {
 		t.Fatalf("%d rows", len(rows))
 	}
-	want := map[string]float64{"janus-t0/tc": 1, "janus-t1/tc": 2.0 / 3, "spillway-socket/tc": 8, "spillway-socket/xdp": 4, "spillway-queue/tc": 0}
+	// Over the mean of the Janus rows: 250 with tc, 225 with xdp.
+	want := map[string]float64{"janus-t0/tc": 1.2, "janus-t1/tc": 0.8, "spillway-socket/tc": 9.6, "spillway-socket/xdp": 1000.0 / 225, "spillway-queue/tc": 0}
 	for _, r := range rows {
 		if w, ok := want[r.Target+"/"+r.Sink]; ok && (r.XJanus < w-1e-9 || r.XJanus > w+1e-9) {
 			t.Errorf("%s/%s: x Janus %.3f, want %.3f", r.Target, r.Sink, r.XJanus, w)
@@ -229,6 +231,20 @@ func TestSummaryTableAndCSV(t *testing.T) {
 	}
 	if len(recs) != 1+5 || len(recs[0]) != len(csvHeader) || recs[len(recs)-1][3] != "step" || recs[4][3] != "qoe" {
 		t.Fatalf("csv %v", recs)
+	}
+}
+
+// The Janus targets run at either end, the rest between them as given.
+func TestRunOrder(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{AllTargets, []string{JanusT0, SpillwayQueue, SpillwaySocket, JanusT1}},
+		{[]string{SpillwaySocket, JanusT1, SpillwayQueue, JanusT0}, []string{JanusT1, SpillwaySocket, SpillwayQueue, JanusT0}},
+		{[]string{SpillwaySocket, JanusT0}, []string{JanusT0, SpillwaySocket}},
+		{[]string{SpillwayQueue, SpillwaySocket}, []string{SpillwayQueue, SpillwaySocket}},
+	} {
+		if got := RunOrder(tt.in); !slices.Equal(got, tt.want) {
+			t.Errorf("RunOrder(%v) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }
 
