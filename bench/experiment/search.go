@@ -249,11 +249,11 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 // rung is the next load after held on the ladder Start·(1+Resolution)^k:
 // the least rung above held that is at least target, or within a quarter
 // of a rung below it (a step of one Resolution, or of nearGrowth, from a
-// rung lands on the rung it aims at, not past it, whatever the rounding). On a fixed ladder two
-// runs of a search try the same loads: their capacities differ by whole
-// rungs, when the noise crosses one, instead of by wherever each run's
-// steps happened to fall, which alone moved a capacity by up to a
-// Resolution (and a ratio of two by twice that).
+// rung lands on the rung it aims at, not past it, whatever the rounding).
+// On a fixed ladder two runs of a search try the same loads: their
+// capacities differ by whole rungs, when the noise crosses one, instead
+// of by wherever each run's steps happened to fall, which alone moved a
+// capacity by up to a Resolution (and a ratio of two by twice that).
 func (c SearchConfig) rung(held, target int) int {
 	if c.Start <= 0 || c.Resolution <= 0 {
 		return max(held+1, target)
