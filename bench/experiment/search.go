@@ -235,13 +235,14 @@ func Search(ctx context.Context, s Stepper, c SearchConfig, logf func(format str
 			f = min(f, 1+max(nearGrowth, c.Resolution))
 		}
 		knee = cpu >= kneeCPU || edge
-		n = min(c.Max, c.rung(max(n, p.Viewers), int(math.Ceil(float64(p.Viewers)*f))))
-		if cap.Failing > 0 { // trying the rungs below a failure
+		if cap.Failing > 0 { // trying the rungs below a failure, one by one
 			if n = c.rung(p.Viewers, 0); n >= cap.Failing {
 				return cap, nil
 			}
 			knee = true
+			continue
 		}
+		n = min(c.Max, c.rung(max(n, p.Viewers), int(math.Ceil(float64(p.Viewers)*f))))
 	}
 	return cap, nil
 }

@@ -36,7 +36,7 @@ const (
 type Header struct {
 	b      [MaxLen]byte
 	n      int    // header length: 42 (IPv4) or 62 (IPv6)
-	v6     bool   //
+	v6     bool   // IPv6, else IPv4
 	pseudo uint32 // the UDP pseudo-header's addresses and protocol, and the ports, summed
 	ip4    uint32 // IPv4: the header's constant words summed (no length, no ID)
 	id     uint16 // IPv4: the next identification
@@ -75,10 +75,10 @@ func New(srcMAC, dstMAC net.HardwareAddr, src, dst netip.AddrPort) (*Header, err
 		h.n = ethLen + ipv6Len + udpLen
 	} else {
 		binary.BigEndian.PutUint16(b[12:], 0x0800)
-		ip[0] = 0x45       // version 4, 5 words
-		ip[6] = 0x40       // don't fragment
-		ip[8] = defaultTTL //
-		ip[9] = protoUDP   //
+		ip[0] = 0x45 // version 4, 5 words
+		ip[6] = 0x40 // don't fragment
+		ip[8] = defaultTTL
+		ip[9] = protoUDP
 		s4, d4 := s.As4(), d.As4()
 		copy(ip[12:16], s4[:])
 		copy(ip[16:20], d4[:])
