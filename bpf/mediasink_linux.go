@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/internal/netns"
 	"net"
 	"net/netip"
 	"sync"
@@ -589,24 +590,24 @@ func mediaFlow(k mediaKind, loadOr func(fp int16, n int32, fail string) asm.Inst
 }
 
 // AttachTC attaches the tc program to the egress of interface ifname in
-// network namespace netns (a name under /run/netns or a path; "" is the
+// network namespace ns (a name under /run/ns or a path; "" is the
 // caller's own) through a tcx link (Linux 6.6).
-func (s *MediaSink) AttachTC(netns, ifname string) error {
-	return s.attach("tc egress", netns, ifname, func(ifindex int) (link.Link, error) {
+func (s *MediaSink) AttachTC(ns, ifname string) error {
+	return s.attach("tc egress", ns, ifname, func(ifindex int) (link.Link, error) {
 		return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: s.tc, Attach: ebpf.AttachTCXEgress})
 	})
 }
 
 // AttachXDP attaches the XDP program in native (driver) mode, which a veth
 // needs to see frames before the stack does, to interface ifname in network
-// namespace netns ("" is the caller's own).
-func (s *MediaSink) AttachXDP(netns, ifname string) error {
-	return s.attach("XDP", netns, ifname, func(ifindex int) (link.Link, error) {
+// namespace ns ("" is the caller's own).
+func (s *MediaSink) AttachXDP(ns, ifname string) error {
+	return s.attach("XDP", ns, ifname, func(ifindex int) (link.Link, error) {
 		return link.AttachXDP(link.XDPOptions{Program: s.xdp, Interface: ifindex, Flags: link.XDPDriverMode})
 	})
 }
 
-func (s *MediaSink) attach(what, netns, ifname string, attach func(ifindex int) (link.Link, error)) error {
+func (s *MediaSink) attach(what, ns, ifname string, attach func(ifindex int) (link.Link, error)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.counters == nil {
@@ -618,19 +619,19 @@ func (s *MediaSink) attach(what, netns, ifname string, attach func(ifindex int) 
 	in := func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
-			return fmt.Errorf("bpf: media sink: interface %s in netns %q: %w", ifname, netns, err)
+			return fmt.Errorf("bpf: media sink: interface %s in ns %q: %w", ifname, ns, err)
 		}
 		l, err := attach(ifi.Index)
 		if err != nil {
-			return fmt.Errorf("bpf: media sink: attach %s to %s in netns %q: %w", what, ifname, netns, err)
+			return fmt.Errorf("bpf: media sink: attach %s to %s in ns %q: %w", what, ifname, ns, err)
 		}
 		s.l = l
 		return nil
 	}
-	if netns == "" {
+	if ns == "" {
 		return in()
 	}
-	if err := RunInNetns(netns, in); err != nil {
+	if err := netns.Run(ns, in); err != nil {
 		return fmt.Errorf("bpf: media sink: attach %s to %s: %w", what, ifname, err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/internal/netns/netnstest"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -94,7 +95,7 @@ var (
 // the first two payload bytes, sample destinations by address and port,
 // everything that is not RTP passed, GSO segments counted (tc).
 func TestMediaSinkClassify(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t)
 	leakCheck(t)
 	s, err := NewMediaSink()
 	if err != nil {
@@ -232,7 +233,7 @@ func TestMediaSinkClassify(t *testing.T) {
 // AddSample and RemoveSample: an IPv4 address and its v4-mapped form are
 // one key; removing an absent key and an invalid address fail.
 func TestMediaSinkSampleKeys(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t)
 	leakCheck(t)
 	s, err := NewMediaSink()
 	if err != nil {
@@ -256,9 +257,9 @@ func TestMediaSinkSampleKeys(t *testing.T) {
 
 // newMediaNet is the media sink's pair: benchmarking addresses, the
 // viewers' side at testViewer4's address.
-func newMediaNet(t *testing.T) *testNetns {
+func newMediaNet(t *testing.T) *netnstest.Pair {
 	t.Helper()
-	return newTestNetns(t, "m", netip.MustParseAddr("198.18.3.1"), testViewer4.Addr())
+	return netnstest.New(t, "m", netip.MustParseAddr("198.18.3.1"), testViewer4.Addr(), netnstest.Options{})
 }
 
 // sendGSO sends b as one UDP GSO datagram of seg-byte segments.
@@ -371,11 +372,11 @@ func equalKinds(a, b map[string]int) bool {
 // mediaRound sends a viewer and a sample viewer of one family what a
 // server sends (RTP, a GSO run of RTP, STUN, DTLS, RTCP) and checks what
 // arrived and what was counted.
-func mediaRound(t *testing.T, s *MediaSink, n *testNetns, src, dst netip.Addr) {
+func mediaRound(t *testing.T, s *MediaSink, n *netnstest.Pair, src, dst netip.Addr) {
 	viewerAddr, sampleAddr := netip.AddrPortFrom(dst, 5004), netip.AddrPortFrom(dst, 5006)
-	viewer := listenIn(t, n.rx, viewerAddr)
-	sample := listenIn(t, n.rx, sampleAddr)
-	sender := listenIn(t, n.tx, netip.AddrPortFrom(src, 0))
+	viewer := netnstest.Listen(t, n.RX, viewerAddr)
+	sample := netnstest.Listen(t, n.RX, sampleAddr)
+	sender := netnstest.Listen(t, n.TX, netip.AddrPortFrom(src, 0))
 	if err := s.AddSample(sampleAddr); err != nil {
 		t.Fatal(err)
 	}
@@ -428,14 +429,14 @@ func mediaRound(t *testing.T, s *MediaSink, n *testNetns, src, dst netip.Addr) {
 
 // liveSamples changes the sample set while packets flow: the next RTP
 // follows it, and the key is the address and port, not the port alone.
-func liveSamples(t *testing.T, s *MediaSink, n *testNetns) {
-	v4, s4 := netip.AddrPortFrom(n.rxAddr, 5004), netip.AddrPortFrom(n.rxAddr, 5006)
-	s6 := netip.AddrPortFrom(n.rx6, 5006)
-	viewer4 := listenIn(t, n.rx, v4)
-	sample4 := listenIn(t, n.rx, s4)
-	sample6 := listenIn(t, n.rx, s6)
-	send4 := listenIn(t, n.tx, netip.AddrPortFrom(n.txAddr, 0))
-	send6 := listenIn(t, n.tx, netip.AddrPortFrom(n.tx6, 0))
+func liveSamples(t *testing.T, s *MediaSink, n *netnstest.Pair) {
+	v4, s4 := netip.AddrPortFrom(n.RX4, 5004), netip.AddrPortFrom(n.RX4, 5006)
+	s6 := netip.AddrPortFrom(n.RX6, 5006)
+	viewer4 := netnstest.Listen(t, n.RX, v4)
+	sample4 := netnstest.Listen(t, n.RX, s4)
+	sample6 := netnstest.Listen(t, n.RX, s6)
+	send4 := netnstest.Listen(t, n.TX, netip.AddrPortFrom(n.TX4, 0))
+	send6 := netnstest.Listen(t, n.TX, netip.AddrPortFrom(n.TX6, 0))
 	rtp := payload(500, 0x80, 96)
 
 	step := func(name string, c *net.UDPConn, to netip.AddrPort, rx *net.UDPConn, arrives bool) {
@@ -471,7 +472,7 @@ func liveSamples(t *testing.T, s *MediaSink, n *testNetns) {
 		t.Fatal(err)
 	}
 	step("removed sample", send4, s4, sample4, false)
-	mapped := netip.AddrPortFrom(netip.AddrFrom16(n.rxAddr.As16()), 5004)
+	mapped := netip.AddrPortFrom(netip.AddrFrom16(n.RX4.As16()), 5004)
 	if err := s.AddSample(mapped); err != nil {
 		t.Fatal(err)
 	}
@@ -487,7 +488,7 @@ func liveSamples(t *testing.T, s *MediaSink, n *testNetns) {
 // segments). Viewers' sockets receive STUN and DTLS but no RTP or RTCP
 // unless they are samples; the counters match exactly; after Close RTP flows.
 func TestMediaSinkVeth(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t)
 	for _, mode := range []string{"tc", "xdp"} {
 		t.Run(mode, func(t *testing.T) {
 			n := newMediaNet(t)
@@ -497,9 +498,9 @@ func TestMediaSinkVeth(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { s.Close() })
-			attach := func() error { return s.AttachTC(n.tx, n.txIf) }
+			attach := func() error { return s.AttachTC(n.TX, n.TXIf) }
 			if mode == "xdp" {
-				attach = func() error { return s.AttachXDP(n.rx, n.rxIf) }
+				attach = func() error { return s.AttachXDP(n.RX, n.RXIf) }
 			}
 			if err := attach(); err != nil {
 				t.Fatal(err)
@@ -507,22 +508,22 @@ func TestMediaSinkVeth(t *testing.T) {
 			if err := attach(); err == nil {
 				t.Fatal("second attach succeeded")
 			}
-			t.Run("ipv4", func(t *testing.T) { mediaRound(t, s, n, n.txAddr, n.rxAddr) })
-			t.Run("ipv6", func(t *testing.T) { mediaRound(t, s, n, n.tx6, n.rx6) })
+			t.Run("ipv4", func(t *testing.T) { mediaRound(t, s, n, n.TX4, n.RX4) })
+			t.Run("ipv6", func(t *testing.T) { mediaRound(t, s, n, n.TX6, n.RX6) })
 			t.Run("live samples", func(t *testing.T) { liveSamples(t, s, n) })
 			if t.Failed() {
 				return
 			}
 
-			viewer := listenIn(t, n.rx, testViewer6)
-			sender := listenIn(t, n.tx, netip.AddrPortFrom(n.tx6, 0))
+			viewer := netnstest.Listen(t, n.RX, testViewer6)
+			sender := netnstest.Listen(t, n.TX, netip.AddrPortFrom(n.TX6, 0))
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.Counts(); err == nil {
 				t.Fatal("Counts after Close succeeded")
 			}
-			if mode == "xdp" && xdpAttached(t, n.rx, n.rxIf) {
+			if mode == "xdp" && xdpAttached(t, n.RX, n.RXIf) {
 				t.Fatal("XDP program still attached after Close")
 			}
 			sendGSO(t, sender, testViewer6, gsoRTP(1000, 300), 1000)
@@ -536,7 +537,7 @@ func TestMediaSinkVeth(t *testing.T) {
 // Attach names what is missing: the namespace or the interface. A failed
 // attach leaves the sink usable; a closed sink refuses everything.
 func TestMediaSinkAttachErrors(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t)
 	n := newMediaNet(t)
 	leakCheck(t)
 	s, err := NewMediaSink()
@@ -545,24 +546,24 @@ func TestMediaSinkAttachErrors(t *testing.T) {
 	}
 	defer s.Close()
 
-	noNetns := fmt.Sprintf("%s%d-missing", netnsPrefix, os.Getpid())
-	err = s.AttachTC(noNetns, n.txIf)
+	noNetns := fmt.Sprintf("%s%d-missing", netnstest.Prefix, os.Getpid())
+	err = s.AttachTC(noNetns, n.TXIf)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "/run/netns/"+noNetns) {
 		t.Errorf("missing netns: %v, want ErrNotExist naming /run/netns/%s", err, noNetns)
 	}
-	err = s.AttachXDP(noNetns, n.rxIf)
+	err = s.AttachXDP(noNetns, n.RXIf)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing netns (XDP): %v, want ErrNotExist", err)
 	}
 	for _, attach := range []func(string, string) error{s.AttachTC, s.AttachXDP} {
-		for _, ns := range []string{n.tx, ""} {
+		for _, ns := range []string{n.TX, ""} {
 			err = attach(ns, "spwmsnosuch0")
 			if err == nil || !strings.Contains(err.Error(), "spwmsnosuch0") || !strings.Contains(err.Error(), "no such network interface") {
 				t.Errorf("missing interface in netns %q: %v", ns, err)
 			}
 		}
 	}
-	if err := s.AttachXDP(n.rx, n.rxIf); err != nil {
+	if err := s.AttachXDP(n.RX, n.RXIf); err != nil {
 		t.Fatalf("attach after failed attaches: %v", err)
 	}
 	if err := s.Close(); err != nil {
@@ -571,7 +572,7 @@ func TestMediaSinkAttachErrors(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := s.AttachTC(n.tx, n.txIf); err == nil || !strings.Contains(err.Error(), "closed") {
+	if err := s.AttachTC(n.TX, n.TXIf); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Errorf("attach after Close: %v", err)
 	}
 	if err := s.AddSample(testSample4); err == nil {
@@ -602,7 +603,7 @@ func rtpRun(size, short int, hdrs ...[2]uint32) []byte {
 // the first address's first two streams on a port; the rest go to the LRU
 // hash, and Flows reads both.
 func TestMediaSinkFlows(t *testing.T) {
-	requireRoot(t)
+	netnstest.RequireRoot(t)
 	leakCheck(t)
 	type step struct {
 		name string

@@ -5,6 +5,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/internal/netns"
 	"net"
 	"sync"
 
@@ -142,14 +143,14 @@ func (c *XDPCounter) Attach(ifindex int) error {
 }
 
 // AttachInNetns attaches the program to the interface ifname of the
-// network namespace netns (a name under /run/netns, or a path). The link
+// network namespace ns (a name under /run/ns, or a path). The link
 // belongs to the process, not to the namespace's threads, so the counter
 // may be read and closed from anywhere.
-func (c *XDPCounter) AttachInNetns(netns, ifname string) error {
-	return RunInNetns(netns, func() error {
+func (c *XDPCounter) AttachInNetns(ns, ifname string) error {
+	return netns.Run(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
-			return fmt.Errorf("bpf: interface %s in netns %s: %w", ifname, netns, err)
+			return fmt.Errorf("bpf: interface %s in ns %s: %w", ifname, ns, err)
 		}
 		return c.Attach(ifi.Index)
 	})
