@@ -37,7 +37,8 @@ type Header struct {
 	b      [MaxLen]byte
 	n      int    // header length: 42 (IPv4) or 62 (IPv6)
 	v6     bool   // IPv6, else IPv4
-	pseudo uint32 // the UDP pseudo-header's addresses and protocol, and the ports, summed
+	pseudo uint32 // the UDP pseudo-header's addresses and protocol, summed
+	ports  uint32 // the UDP header's ports, summed
 	ip4    uint32 // IPv4: the header's constant words summed (no length, no ID)
 	id     uint16 // IPv4: the next identification
 }
@@ -90,19 +91,57 @@ func New(srcMAC, dstMAC net.HardwareAddr, src, dst netip.AddrPort) (*Header, err
 	h.pseudo += protoUDP
 	binary.BigEndian.PutUint16(udp[0:], src.Port())
 	binary.BigEndian.PutUint16(udp[2:], dst.Port())
-	h.pseudo += uint32(src.Port()) + uint32(dst.Port())
+	h.ports = uint32(src.Port()) + uint32(dst.Port())
 	return h, nil
 }
 
 // Len is the length of the header Put writes.
 func (h *Header) Len() int { return h.n }
 
+// CsumStart is where the UDP checksum's coverage starts in a frame: the
+// UDP header. A device finishing a checksum (PutPartial) sums from here.
+func (h *Header) CsumStart() int { return h.n - udpLen }
+
+// CsumOffset is the UDP checksum field's offset from CsumStart.
+const CsumOffset = 6
+
 // Put writes the header into frame[:h.Len()] for the UDP payload that
 // already fills frame[h.Len():]. The UDP datagram (header and payload) may
 // be at most 65535 bytes.
 func (h *Header) Put(frame []byte) error {
+	udp, ulen, err := h.put(frame)
+	if err != nil {
+		return err
+	}
+	// The pseudo-header's length and the UDP header's are the same field,
+	// summed twice.
+	c := ^fold(sum(frame[h.n:], h.pseudo+h.ports+2*uint32(ulen)))
+	if c == 0 {
+		c = 0xffff // RFC 768: 0 means no checksum (and is not allowed over IPv6)
+	}
+	binary.BigEndian.PutUint16(udp[6:], c)
+	return nil
+}
+
+// PutPartial is Put for a device that finishes the UDP checksum itself
+// (checksum offload): the checksum field holds the pseudo-header's sum,
+// not complemented, as the kernel leaves it for CHECKSUM_PARTIAL, and the
+// device sums from CsumStart to the end of the frame. It skips the pass
+// over the payload, which is most of Put's cost.
+func (h *Header) PutPartial(frame []byte) error {
+	udp, ulen, err := h.put(frame)
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint16(udp[6:], fold(h.pseudo+uint32(ulen)))
+	return nil
+}
+
+// put writes everything but the UDP checksum and returns the UDP header
+// and length.
+func (h *Header) put(frame []byte) ([]byte, uint16, error) {
 	if len(frame) < h.n || len(frame)-h.n+udpLen > 0xffff {
-		return fmt.Errorf("udpframe: frame of %d bytes for a %d-byte header", len(frame), h.n)
+		return nil, 0, fmt.Errorf("udpframe: frame of %d bytes for a %d-byte header", len(frame), h.n)
 	}
 	copy(frame, h.b[:h.n])
 	ulen := uint16(len(frame) - h.n + udpLen)
@@ -121,14 +160,7 @@ func (h *Header) Put(frame []byte) error {
 		udp = ip[ipv4Len:]
 	}
 	binary.BigEndian.PutUint16(udp[4:], ulen)
-	// The pseudo-header's length and the UDP header's are the same field,
-	// summed twice.
-	c := ^fold(sum(frame[h.n:], h.pseudo+2*uint32(ulen)))
-	if c == 0 {
-		c = 0xffff // RFC 768: 0 means no checksum (and is not allowed over IPv6)
-	}
-	binary.BigEndian.PutUint16(udp[6:], c)
-	return nil
+	return udp, ulen, nil
 }
 
 // sum adds b to acc as big-endian 16-bit words (RFC 1071), an odd last
