@@ -11,6 +11,11 @@
 // each RTP stream's packets and highest sequence number, from which
 // FlowLoss gives the loss the viewers would see.
 //
+// XDPPass passes every frame to the kernel stack untouched. AF_XDP egress
+// attaches it because some drivers (i40e, ice, ixgbe, ...) create the TX
+// queues of zero-copy AF_XDP only while an XDP program is attached; it tries
+// driver mode first, falls back to generic mode, and records which.
+//
 // Programs are attached through bpf links, which the kernel detaches when
 // the process exits, so a crashed run leaves no program on an interface.
 package bpf
