@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/spillway-rtc/spillway/dataplane/afxdp"
+	"github.com/spillway-rtc/spillway/dataplane/udpframe"
 )
 
 // Mode is the egress engine (knob dataplane/mode), fixed when the plane
@@ -18,7 +21,24 @@ const (
 	// a queue and a goroutine per viewer, one wake-up and one sendto per
 	// packet. Kept so that every benchmark shows the ratio in one run.
 	ModeQueue Mode = "queue"
+	// ModeAFXDP: the socket workers, but each packet goes out as a frame
+	// the worker builds (Ethernet, IP, UDP) through an AF_XDP socket per
+	// worker and interface (xdp_linux.go). Viewers AF_XDP cannot reach
+	// (on this host, or whose next hop is not resolved yet) are sent to
+	// through the sockets, as in socket mode.
+	ModeAFXDP Mode = "afxdp"
 )
+
+// AFXDP tunes afxdp mode.
+type AFXDP struct {
+	ZeroCopy afxdp.ZeroCopy // "": auto
+	// Queues are the NIC queues the workers' sockets bind, one per worker
+	// in worker order; nil: 0, 1, ... one per worker.
+	Queues    []int
+	FrameSize int           // 0: afxdp.DefaultFrameSize
+	RingSize  int           // 0: afxdp.DefaultRingSize
+	BusyPoll  time.Duration // 0: off
+}
 
 // Config tunes the data plane. The zero value of every field means "default".
 type Config struct {
@@ -38,6 +58,7 @@ type Config struct {
 	CallBytes int           // most bytes of datagrams one send call carries; 0: 256 KiB
 	MaxLag    time.Duration // oldest a packet may be, past FlushInterval, when a worker takes it; 0: 300ms
 	CPUs      []int         // CPUs for the workers, one each; nil: chosen from the process mask
+	AFXDP     AFXDP         // afxdp mode only
 	Logger    *slog.Logger
 }
 
@@ -142,9 +163,30 @@ func (c Config) withDefaults() (Config, error) {
 	switch c.Mode {
 	case "":
 		c.Mode = ModeSocket
-	case ModeSocket, ModeQueue:
+	case ModeSocket, ModeQueue, ModeAFXDP:
 	default:
-		return c, fmt.Errorf("dataplane: unknown mode %q (want %q or %q)", c.Mode, ModeSocket, ModeQueue)
+		return c, fmt.Errorf("dataplane: unknown mode %q (want %q, %q or %q)", c.Mode, ModeSocket, ModeQueue, ModeAFXDP)
+	}
+	if c.AFXDP.ZeroCopy == "" {
+		c.AFXDP.ZeroCopy = afxdp.ZeroCopyAuto
+	}
+	if c.AFXDP.FrameSize == 0 {
+		c.AFXDP.FrameSize = afxdp.DefaultFrameSize
+	}
+	if c.AFXDP.RingSize == 0 {
+		c.AFXDP.RingSize = afxdp.DefaultRingSize
+	}
+	if _, err := (afxdp.Config{ZeroCopy: c.AFXDP.ZeroCopy, FrameSize: c.AFXDP.FrameSize, RingSize: c.AFXDP.RingSize, BusyPoll: c.AFXDP.BusyPoll}).Check(); err != nil {
+		return c, fmt.Errorf("dataplane: %w", err)
+	}
+	if afxdp.Headroom+udpframe.MaxLen+maxOut > c.AFXDP.FrameSize {
+		return c, fmt.Errorf("dataplane: afxdp frame size %d too small", c.AFXDP.FrameSize)
+	}
+	c.AFXDP.Queues = append([]int(nil), c.AFXDP.Queues...)
+	for _, q := range c.AFXDP.Queues {
+		if q < 0 {
+			return c, fmt.Errorf("dataplane: afxdp queues %v: negative queue", c.AFXDP.Queues)
+		}
 	}
 	if c.CPUs != nil {
 		if len(c.CPUs) == 0 {
@@ -223,5 +265,6 @@ type WorkerStats struct {
 	Datagrams    uint64 // messages the kernel accepted: a GSO datagram counts once
 	Segments     uint64 // packets that went inside multi-segment GSO datagrams
 	GSOFallbacks uint64 // sockets that turned GSO off after the kernel refused it
+	XDPFrames    uint64 // packets sent as frames through AF_XDP (afxdp mode; the rest of Packets went through sockets)
 	CPU          int    // the CPU the worker is pinned to; -1 when not pinned
 }

@@ -111,6 +111,12 @@ func listenViewer(t testing.TB, h Handoff, addr string) *testViewer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startViewer(t, h, conn)
+}
+
+// startViewer is a test viewer for the keys and streams of h on conn.
+func startViewer(t testing.TB, h Handoff, conn *net.UDPConn) *testViewer {
+	t.Helper()
 	_ = conn.SetReadBuffer(4 << 20)
 	ctx, err := srtp.CreateContext(h.MasterKey, h.MasterSalt, srtp.ProtectionProfile(h.Profile))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/spillway-rtc/spillway/affinity"
+	"github.com/spillway-rtc/spillway/dataplane/afxdp"
 )
 
 // Control operations: the only way anything but the worker touches a
@@ -26,6 +27,9 @@ const (
 	opMoveOut // rebalance: send v everything up to upto, then let it go
 	opMoveIn  // rebalance: take v over, sending what it has not had yet
 	opWhere   // nothing but report the CPU the worker runs on
+	opXDP     // afxdp: the worker's socket on another interface
+	opHop     // afxdp: the viewer's next hop changed
+	opXDPSwap // afxdp: the worker's socket on an interface is replaced
 )
 
 type op struct {
@@ -40,6 +44,9 @@ type op struct {
 	ssrc   uint32
 	seqs   []uint16
 	upto   []uint64
+	xo     *xout
+	xs     *afxdp.Socket
+	hop    *viewerHop
 	done   chan int
 }
 
@@ -50,6 +57,7 @@ func (w *worker) apply(o *op) int {
 		w.socks[o.local] = o.sock
 		w.socklst = append(w.socklst, o.sock)
 	case opAdd:
+		v.hop = o.hop
 		w.setPath(v, o.local, o.remote)
 		w.attach(v, o.src, false)
 	case opRemove:
@@ -75,7 +83,21 @@ func (w *worker) apply(o *op) int {
 			vs.enabled = o.on
 		}
 	case opPath:
+		v.hop = o.hop
 		w.setPath(v, o.local, o.remote)
+	case opHop:
+		v.hop = o.hop
+		w.setHop(v)
+	case opXDP:
+		if w.xouts == nil {
+			w.xouts = map[int]*xout{}
+		}
+		o.xo.s = o.xs
+		w.xouts[o.xo.ifindex] = o.xo
+		w.xlst = append(w.xlst, o.xo)
+	case opXDPSwap:
+		w.flushXDP(o.xo)
+		o.xo.s, o.xo.kicks, o.xo.queued, o.xo.bytes = o.xs, 0, 0, 0
 	case opRetransmit:
 		return w.retransmit(v, v.bySSRC[o.ssrc], o.seqs)
 	case opPrepare:
@@ -93,6 +115,7 @@ func (w *worker) apply(o *op) int {
 func (w *worker) setPath(v *Viewer, local, remote netip.AddrPort) {
 	local = unmapPort(local)
 	v.local, v.remote = local, remote
+	w.setHop(v)
 	v.sock = w.socks[local]
 	if v.sock == nil {
 		v.sock = w.socks[wildcardOf(local)] // see Plane.resolveLocal

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spillway-rtc/spillway/dataplane/afxdp"
 )
 
 // Plane is the egress data plane: a fixed set of workers, one per chosen
@@ -36,6 +38,8 @@ type Plane struct {
 	locals   map[netip.AddrPort][]*sendSock // per local: one socket per worker
 	ingests  map[*Ingest]struct{}
 	qworkers map[*worker]struct{} // queue mode: the viewers' goroutines
+	xdp      *xdpPlane            // afxdp mode (xdp.go); set in New
+	zc       afxdp.ZeroCopy       // live afxdp/zerocopy
 }
 
 // New starts the workers: one per CPU of cfg.CPUs, or chosen from the
@@ -50,6 +54,9 @@ func New(cfg Config) (*Plane, error) {
 		return nil, err
 	}
 	cfg.Workers, cfg.CPUs = len(cpus), cpus
+	if q := cfg.AFXDP.Queues; cfg.Mode == ModeAFXDP && q != nil && len(q) != len(cpus) {
+		return nil, fmt.Errorf("dataplane: afxdp queues %v for %d workers: one queue per worker", q, len(cpus))
+	}
 	p := &Plane{
 		cfg:      cfg,
 		epoch:    time.Now(),
@@ -58,6 +65,7 @@ func New(cfg Config) (*Plane, error) {
 		locals:   map[netip.AddrPort][]*sendSock{},
 		ingests:  map[*Ingest]struct{}{},
 		qworkers: map[*worker]struct{}{},
+		zc:       cfg.AFXDP.ZeroCopy,
 	}
 	p.batch.Store(int64(cfg.Batch))
 	p.flush.Store(int64(cfg.FlushInterval))
@@ -71,6 +79,11 @@ func New(cfg Config) (*Plane, error) {
 			cpu = -1
 		}
 		p.workers = append(p.workers, newWorker(p, i, cpu))
+	}
+	if cfg.Mode == ModeAFXDP {
+		if err := p.startXDP(); err != nil {
+			return nil, err
+		}
 	}
 	for _, w := range p.workers {
 		p.start(w)
@@ -104,7 +117,9 @@ func (p *Plane) Close() error {
 	}
 	close(p.quit)
 	p.wg.Wait()
+	p.stopXDP()
 	p.mu.Lock()
+	errs = append(errs, p.closeXDP())
 	for _, conns := range p.locals {
 		for _, c := range conns {
 			errs = append(errs, c.Close())
@@ -178,6 +193,11 @@ func (p *Plane) Join(local netip.AddrPort) error {
 		}
 	}
 	p.locals[local] = conns
+	if p.xdp != nil {
+		if err := p.joinXDP(local); err != nil {
+			return err // the sockets stay joined: a viewer there is served through them
+		}
+	}
 	for qw := range p.qworkers {
 		if err := p.joinQueueWorker(qw, local); err != nil {
 			return err
@@ -202,6 +222,7 @@ func (p *Plane) Stats() Stats {
 			Datagrams:    w.st.datagrams.Load(),
 			Segments:     w.st.segments.Load(),
 			GSOFallbacks: w.st.fallbacks.Load(),
+			XDPFrames:    w.st.xdp.Load(),
 			CPU:          int(w.cpu.Load()),
 		}
 		st.Workers = append(st.Workers, ws)

@@ -118,8 +118,10 @@ func (p *Plane) Config() Config {
 	c.NoMMsg = !p.mmsg.Load()
 	c.NoPrefetch = !p.prefetch.Load()
 	c.CallBytes = int(p.call.Load())
+	c.AFXDP.Queues = append([]int(nil), c.AFXDP.Queues...)
 	p.mu.Lock()
 	c.SndBuf = p.sndbuf
+	c.AFXDP.ZeroCopy = p.zc
 	p.mu.Unlock()
 	return c
 }

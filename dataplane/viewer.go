@@ -30,7 +30,9 @@ type Viewer struct {
 	sa     sockaddr
 	remote netip.AddrPort
 	local  netip.AddrPort
-	ws     *srcState // the worker's state of the source it is attached to
+	ws     *srcState  // the worker's state of the source it is attached to
+	hop    *viewerHop // afxdp: its frame header, nil to send through sockets
+	xo     *xout      // afxdp: its worker's socket on hop's interface
 }
 
 // vstream is one outgoing stream of a viewer.
@@ -83,6 +85,7 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 		v.bySSRC[st.SSRC] = vs
 	}
 
+	hop, hk := p.hopFor(h.Local, h.Remote)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -94,6 +97,7 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 	}
 	host := p.leastLoaded()
 	p.place(v, host)
+	p.notePath(v, h.Local, h.Remote, hk)
 	w := host
 	if p.cfg.Mode == ModeQueue {
 		if w, err = p.startQueueWorker(host); err != nil {
@@ -106,10 +110,11 @@ func (p *Plane) AddViewer(h Handoff, src *Source) (*Viewer, error) {
 
 	v.w = w
 	src.attach(w)
-	if _, ok := p.do(w, &op{kind: opAdd, v: v, src: src, local: h.Local, remote: h.Remote}); !ok {
+	if _, ok := p.do(w, &op{kind: opAdd, v: v, src: src, local: h.Local, remote: h.Remote, hop: hop}); !ok {
 		src.detach(w)
 		p.mu.Lock()
 		p.unplace(v)
+		p.forgetPath(v)
 		p.mu.Unlock()
 		return nil, errPlaneClosed
 	}
@@ -158,7 +163,16 @@ func (v *Viewer) SetStreamEnabled(mid string, on bool) {
 // been joined; if not, the viewer gets nothing (counted as errors) until
 // the next SetPath.
 func (v *Viewer) SetPath(local, remote netip.AddrPort) {
-	v.control(&op{kind: opPath, local: local, remote: remote})
+	hop, hk := v.p.hopFor(local, remote)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return
+	}
+	v.p.mu.Lock()
+	v.p.notePath(v, local, remote, hk)
+	v.p.mu.Unlock()
+	v.p.do(v.w, &op{kind: opPath, v: v, local: local, remote: remote, hop: hop})
 }
 
 // Retransmit resends the given packets of the outgoing stream ssrc from the
@@ -194,6 +208,7 @@ func (v *Viewer) Close() {
 	}
 	v.p.mu.Lock()
 	v.p.unplace(v)
+	v.p.forgetPath(v)
 	if v.w.queue {
 		v.p.stopQueueWorker(v.w)
 	}

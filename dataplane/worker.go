@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,8 @@ type worker struct {
 	sources map[*Source]*srcState
 	socks   map[netip.AddrPort]*wsock
 	socklst []*wsock
+	xouts   map[int]*xout // afxdp mode: per interface index, this worker's socket
+	xlst    []*xout
 	scratch []byte
 	off     int   // used bytes of scratch
 	now     int64 // wallclock of the current batch, unix ns
@@ -69,7 +72,7 @@ type worker struct {
 
 // wstats are a worker's counters, read by Stats from any goroutine.
 type wstats struct {
-	packets, bytes, calls, errors, drops, late, datagrams, segments, fallbacks atomic.Uint64
+	packets, bytes, calls, errors, drops, late, datagrams, segments, fallbacks, xdp atomic.Uint64
 }
 
 // sendCounts accumulate during one flush; the worker adds them to its
@@ -347,10 +350,19 @@ func publish(vss []*vstream, now int64) {
 	}
 }
 
-// put builds the viewer's packet in the scratch space, encrypts it in place
-// and adds it to the viewer's open datagram, or starts a new one. It reports
-// whether the packet will be sent.
+// put builds the viewer's packet, encrypted, and queues it: in a frame of
+// the viewer's AF_XDP socket (afxdp mode, xdp.go), or in the scratch
+// space, added to the viewer's open datagram or starting a new one. It
+// reports whether the packet will be sent.
 func (w *worker) put(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) bool {
+	if v.xo != nil && fitsFrame(v, pk) {
+		return w.putFrame(v, vs, pk, seq, ts)
+	}
+	return w.putSock(v, vs, pk, seq, ts)
+}
+
+// putSock is put through the viewer's send socket.
+func (w *worker) putSock(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) bool {
 	s := v.sock
 	if s == nil {
 		w.st.errors.Add(1)
@@ -361,10 +373,29 @@ func (w *worker) put(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) 
 	if w.off+maxOut > w.callEnd || s.room() < 2 {
 		w.flush()
 	}
+	n := 12 + 4*pk.f.cc + len(pk.body())
+	out, err := w.seal(w.scratch[w.off:w.off+n:w.off+maxOut], vs, pk, seq, ts)
+	if err != nil {
+		w.st.errors.Add(1)
+		return false
+	}
+	size := len(out)
+	if !w.gso || !s.gsoOK || w.rsock != s || w.rsa != &v.sa || !w.cur.extend(w.off, size) {
+		w.endRun()
+		w.cur.start(w.off, size)
+		w.rsock, w.rsa = s, &v.sa
+	}
+	w.off += size
+	return true
+}
+
+// seal writes the viewer's RTP header into buf (as long as the packet,
+// with room for the SRTP tag up to its capacity) and the payload
+// encrypted behind it, in place.
+func (w *worker) seal(buf []byte, vs *vstream, pk *packet, seq uint16, ts uint32) ([]byte, error) {
 	body := pk.body()
 	hl := 12 + 4*pk.f.cc
-	n := hl + len(body)
-	buf := w.scratch[w.off : w.off+n : w.off+maxOut]
+	n := len(buf)
 	b0 := byte(0x80) | byte(pk.f.cc)
 	if pk.f.padding {
 		b0 |= 0x20
@@ -391,18 +422,12 @@ func (w *worker) put(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uint32) 
 		out, err = vs.prot.ProtectFrom(buf, hl, body)
 	}
 	if err != nil || len(out) == 0 || &out[0] != &buf[0] {
-		w.st.errors.Add(1)
-		return false
+		return nil, errSeal
 	}
-	size := len(out)
-	if !w.gso || !s.gsoOK || w.rsock != s || w.rsa != &v.sa || !w.cur.extend(w.off, size) {
-		w.endRun()
-		w.cur.start(w.off, size)
-		w.rsock, w.rsa = s, &v.sa
-	}
-	w.off += size
-	return true
+	return out, nil
 }
+
+var errSeal = errors.New("dataplane: SRTP protect failed or moved the packet")
 
 // endRun queues the open datagram on its socket.
 func (w *worker) endRun() {
@@ -425,6 +450,9 @@ func (w *worker) flush() {
 		}
 	}
 	w.off = 0
+	for _, x := range w.xlst {
+		w.flushXDP(x)
+	}
 }
 
 // shutdown releases every packet the worker still holds.

@@ -18,7 +18,7 @@
 // with the refusal kept for the log and the Admin API.
 //
 // The UDP checksum is left to the device where it can finish it: every
-// copy-mode socket asks for it through TX metadata (Linux 6.8), and the
+// copy-mode socket asks for it through TX metadata (Linux 6.11), and the
 // kernel or the NIC completes it. A zero-copy socket writes it in
 // software, as a driver that does not implement the metadata would send
 // the pseudo-header's sum as the checksum.
@@ -34,104 +34,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ZeroCopy is the knob afxdp/zerocopy.
-type ZeroCopy string
-
-const (
-	ZeroCopyAuto ZeroCopy = "auto" // zero-copy where the driver has it, else copy mode
-	ZeroCopyOn   ZeroCopy = "on"   // zero-copy or fail
-	ZeroCopyOff  ZeroCopy = "off"  // copy mode
-)
-
-// ParseZeroCopy checks a knob value.
-func ParseZeroCopy(s string) (ZeroCopy, error) {
-	switch z := ZeroCopy(s); z {
-	case ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff:
-		return z, nil
-	}
-	return "", fmt.Errorf("afxdp: zerocopy %q: want auto, on or off", s)
-}
-
-// Config is one socket's.
-type Config struct {
-	Ifindex  int
-	Queue    int
-	ZeroCopy ZeroCopy // "": auto
-	// FrameSize is the size of each UMEM frame: a power of two from 2048
-	// to the page size; 0: 2048.
-	FrameSize int
-	// RingSize is the number of TX and completion ring entries and of
-	// UMEM frames: a power of two from 64 to 32768; 0: 2048. With as many
-	// frames as ring entries neither ring can overflow.
-	RingSize int
-	// BusyPoll, above 0, has sendto run the driver's NAPI loop in the
-	// caller's thread for up to that long (SO_PREFER_BUSY_POLL,
-	// SO_BUSY_POLL) instead of leaving the send to softirq: zero-copy
-	// only (copy mode sends inside sendto anyway).
-	BusyPoll time.Duration
-	// Budget is how many frames one copy-mode sendto sends at most
-	// (XDP_MAX_TX_SKB_BUDGET); 0: the kernel's, 32.
-	Budget int
-}
-
-const (
-	DefaultFrameSize = 2048
-	DefaultRingSize  = 2048
-	MinFrameSize     = 2048
-	MinRingSize      = 64
-	MaxRingSize      = 32768
-
-	// metaLen is the TX metadata area in front of each frame's data
-	// (struct xsk_tx_metadata: flags, then csum_start, csum_offset and a
-	// launch time).
-	metaLen = 24
-	// Headroom is where a frame's data starts in its UMEM chunk, after
-	// the metadata; Frame returns the bytes from here.
-	Headroom = 32
-)
-
-// Check validates c's sizes and fills defaults.
-func (c Config) Check() (Config, error) {
-	if c.ZeroCopy == "" {
-		c.ZeroCopy = ZeroCopyAuto
-	}
-	if _, err := ParseZeroCopy(string(c.ZeroCopy)); err != nil {
-		return c, err
-	}
-	if c.FrameSize == 0 {
-		c.FrameSize = DefaultFrameSize
-	}
-	if c.RingSize == 0 {
-		c.RingSize = DefaultRingSize
-	}
-	if err := CheckFrameSize(c.FrameSize); err != nil {
-		return c, err
-	}
-	if err := CheckRingSize(c.RingSize); err != nil {
-		return c, err
-	}
-	if c.Queue < 0 || c.BusyPoll < 0 || c.Budget < 0 {
-		return c, errors.New("afxdp: negative queue, busy poll or budget")
-	}
-	return c, nil
-}
-
-// CheckFrameSize is the rule for FrameSize (aligned UMEM chunks).
-func CheckFrameSize(n int) error {
-	if n < MinFrameSize || n > unix.Getpagesize() || n&(n-1) != 0 {
-		return fmt.Errorf("afxdp: frame size %d: want a power of two from %d to %d", n, MinFrameSize, unix.Getpagesize())
-	}
-	return nil
-}
-
-// CheckRingSize is the rule for RingSize.
-func CheckRingSize(n int) error {
-	if n < MinRingSize || n > MaxRingSize || n&(n-1) != 0 {
-		return fmt.Errorf("afxdp: ring size %d: want a power of two from %d to %d", n, MinRingSize, MaxRingSize)
-	}
-	return nil
-}
 
 // Socket is one AF_XDP socket bound to one queue, with its own UMEM.
 type Socket struct {
@@ -218,7 +120,7 @@ func open(cfg Config, zeroCopy bool) (*Socket, error) {
 		return fail("mmap UMEM", err)
 	}
 	// Copy mode hands the checksum to the kernel through TX metadata;
-	// a kernel before 6.8 refuses the metadata length, and the data
+	// a kernel before 6.11 refuses the metadata flag, and the data
 	// plane then writes checksums itself.
 	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&s.umem[0]))), Len: uint64(len(s.umem)), Size: uint32(cfg.FrameSize)}
 	if !zeroCopy {
@@ -340,6 +242,9 @@ func (s *Socket) Mode() string {
 	return "copy"
 }
 
+// QueueID is the NIC queue the socket is bound to.
+func (s *Socket) QueueID() int { return s.cfg.Queue }
+
 // Room is the most bytes a frame holds.
 func (s *Socket) Room() int { return int(s.frameSize) - Headroom }
 
@@ -427,8 +332,8 @@ func (s *Socket) reap() int {
 }
 
 // Stats are the kernel's counters of the socket.
-func (s *Socket) Stats() (unix.XDPStatistics, error) {
-	var st unix.XDPStatistics
+func (s *Socket) Stats() (Statistics, error) {
+	var st Statistics
 	l := uint32(unsafe.Sizeof(st))
 	if _, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(s.fd), unix.SOL_XDP, unix.XDP_STATISTICS,
 		uintptr(unsafe.Pointer(&st)), uintptr(unsafe.Pointer(&l)), 0); e != 0 {

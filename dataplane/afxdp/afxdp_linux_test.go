@@ -221,7 +221,7 @@ func TestSendReceived(t *testing.T) {
 				t.Fatalf("after a corrupt frame: %v, seq %d; want the next frame only", err, binary.BigEndian.Uint32(buf))
 			}
 			st, err := s.Stats()
-			if err != nil || st.Tx_invalid_descs != 0 {
+			if err != nil || st.TxInvalidDescs != 0 {
 				t.Fatalf("stats %+v, %v", st, err)
 			}
 		})

@@ -46,6 +46,7 @@ type Config struct {
 	RcvBuf        int // receive buffer of RTP ingest sockets; 0: dataplane.DefaultRcvBuf
 	CallBytes     int
 	History       int
+	AFXDP         dataplane.AFXDP
 	CPUs          []int
 	NoPin         bool
 	NIC           string // workers prefer its NUMA node; its TX queues and IRQs are reported

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spillway-rtc/spillway/dataplane"
+	"github.com/spillway-rtc/spillway/dataplane/afxdp"
 	"github.com/spillway-rtc/spillway/knobs"
 )
 
@@ -72,8 +73,8 @@ func NewKnobs() *Knobs {
 		knobs.Knob{Path: "streaming/admin_key", Kind: knobs.String, Doc: "required by create when set"},
 
 		// The data plane.
-		knobs.Knob{Path: "dataplane/mode", Kind: knobs.Enum, Enum: []string{"socket", "queue"}, Default: "socket",
-			Doc: "egress: socket (batched SRTP, sendmmsg, GSO) or queue (a copy of Janus's path, the baseline)"},
+		knobs.Knob{Path: "dataplane/mode", Kind: knobs.Enum, Enum: []string{"socket", "queue", "afxdp"}, Default: "socket",
+			Doc: "egress: socket (batched SRTP, sendmmsg, GSO), queue (a copy of Janus's path, the baseline) or afxdp (frames built by the workers, sent through AF_XDP)"},
 		knobs.Knob{Path: "dataplane/workers", Kind: knobs.Int, Default: "0", Min: 0, Max: knobs.MaxCPU + 1, Doc: "data-plane workers, one per CPU (0: one per allowed CPU)"},
 		knobs.Knob{Path: "dataplane/batch", Kind: knobs.Int, Default: "32", Min: 1, Max: 1024, Live: true,
 			Doc: "packets a worker takes before it sends", Apply: plane(func(p *dataplane.Plane, v knobs.Value) error { return p.SetBatch(v.Int()) })},
@@ -105,6 +106,19 @@ func NewKnobs() *Knobs {
 			Doc:   "KiB of datagrams a worker hands the kernel per send call: within the core's L2 cache, the kernel copies them cheaper",
 			Apply: plane(func(p *dataplane.Plane, v knobs.Value) error { return p.SetCallBytes(v.Int() << 10) })},
 		knobs.Knob{Path: "dataplane/history", Kind: knobs.Int, Default: "512", Min: 16, Max: 1 << 16, Doc: "packets kept per stream for NACK retransmission (a power of two)"},
+
+		// AF_XDP (dataplane/mode afxdp).
+		knobs.Knob{Path: "afxdp/zerocopy", Kind: knobs.Enum, Enum: []string{"auto", "on", "off"}, Default: "auto", Live: true,
+			Doc:   "auto: zero-copy where the driver has it, else copy mode (the log and get_status say why); on: zero-copy or refuse; off: copy mode",
+			Apply: plane(func(p *dataplane.Plane, v knobs.Value) error { return p.SetZeroCopy(afxdp.ZeroCopy(v.String())) })},
+		knobs.Knob{Path: "afxdp/queues", Kind: knobs.CPUList,
+			Doc: "NIC queues of the workers' AF_XDP sockets, one per worker in worker order, as a list like 0-3 (empty: 0, 1, ... one per worker)"},
+		knobs.Knob{Path: "afxdp/frame_size", Kind: knobs.Int, Default: strconv.Itoa(afxdp.DefaultFrameSize), Min: afxdp.MinFrameSize, Max: 4096,
+			Doc: "bytes of each UMEM frame (2048 or 4096)"},
+		knobs.Knob{Path: "afxdp/ring_size", Kind: knobs.Int, Default: strconv.Itoa(afxdp.DefaultRingSize), Min: afxdp.MinRingSize, Max: afxdp.MaxRingSize,
+			Doc: "entries of each socket's TX and completion rings, and its UMEM frames (a power of two)"},
+		knobs.Knob{Path: "afxdp/busy_poll", Kind: knobs.Duration, Default: "0s",
+			Doc: "above 0, a zero-copy socket's wake-up runs the driver's send loop in the worker for up to this long (SO_PREFER_BUSY_POLL) instead of softirq"},
 
 		// CPUs.
 		knobs.Knob{Path: "affinity/cpus", Kind: knobs.CPUList, Doc: "CPUs of the data-plane workers (empty: chosen from the process's mask)"},
@@ -176,24 +190,31 @@ func (k *Knobs) Config() (Config, error) {
 		HTTPAddr:   v("janus/http").String(), WSAddr: v("janus/ws").String(),
 		AdminAddr: v("janus/admin_http").String(), AdminWSAddr: v("janus/admin_ws").String(),
 		APISecret: v("janus/api_secret").String(), AdminSecret: v("janus/admin_secret").String(),
-		SessionTimeout:    v("janus/session_timeout").Duration(),
-		ReclaimTimeout:    v("janus/reclaim_timeout").Duration(),
-		MediaPort:         v("webrtc/port").Int(),
-		MediaIPs:          v("webrtc/ips").IPs(),
-		ConsentTimeout:    v("webrtc/consent_timeout").Duration(),
-		Workers:           v("dataplane/workers").Int(),
-		Mode:              dataplane.Mode(v("dataplane/mode").String()),
-		Batch:             v("dataplane/batch").Int(),
-		FlushInterval:     time.Duration(v("dataplane/flush_us").Int()) * time.Microsecond,
-		MaxLag:            v("dataplane/max_lag").Duration(),
-		NoGSO:             !v("dataplane/gso").Bool(),
-		NoMMsg:            !v("dataplane/mmsg").Bool(),
-		NoPrefetch:        !v("dataplane/prefetch").Bool(),
-		HugePages:         v("dataplane/hugepages").Bool(),
-		SndBuf:            v("dataplane/sndbuf").Int(),
-		RcvBuf:            v("dataplane/rcvbuf").Int(),
-		CallBytes:         v("dataplane/call_kib").Int() << 10,
-		History:           v("dataplane/history").Int(),
+		SessionTimeout: v("janus/session_timeout").Duration(),
+		ReclaimTimeout: v("janus/reclaim_timeout").Duration(),
+		MediaPort:      v("webrtc/port").Int(),
+		MediaIPs:       v("webrtc/ips").IPs(),
+		ConsentTimeout: v("webrtc/consent_timeout").Duration(),
+		Workers:        v("dataplane/workers").Int(),
+		Mode:           dataplane.Mode(v("dataplane/mode").String()),
+		Batch:          v("dataplane/batch").Int(),
+		FlushInterval:  time.Duration(v("dataplane/flush_us").Int()) * time.Microsecond,
+		MaxLag:         v("dataplane/max_lag").Duration(),
+		NoGSO:          !v("dataplane/gso").Bool(),
+		NoMMsg:         !v("dataplane/mmsg").Bool(),
+		NoPrefetch:     !v("dataplane/prefetch").Bool(),
+		HugePages:      v("dataplane/hugepages").Bool(),
+		SndBuf:         v("dataplane/sndbuf").Int(),
+		RcvBuf:         v("dataplane/rcvbuf").Int(),
+		CallBytes:      v("dataplane/call_kib").Int() << 10,
+		History:        v("dataplane/history").Int(),
+		AFXDP: dataplane.AFXDP{
+			ZeroCopy:  afxdp.ZeroCopy(v("afxdp/zerocopy").String()),
+			Queues:    v("afxdp/queues").CPUs(),
+			FrameSize: v("afxdp/frame_size").Int(),
+			RingSize:  v("afxdp/ring_size").Int(),
+			BusyPoll:  v("afxdp/busy_poll").Duration(),
+		},
 		CPUs:              v("affinity/cpus").CPUs(),
 		NoPin:             !v("affinity/pin").Bool(),
 		NIC:               v("affinity/nic").String(),

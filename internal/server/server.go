@@ -78,7 +78,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.plane, err = dataplane.New(dataplane.Config{
 		Workers: cfg.Workers, Mode: cfg.Mode, Batch: cfg.Batch, FlushInterval: cfg.FlushInterval, MaxLag: cfg.MaxLag,
 		NoGSO: cfg.NoGSO, NoMMsg: cfg.NoMMsg, NoPrefetch: cfg.NoPrefetch, NoPin: cfg.NoPin, SndBuf: cfg.SndBuf, RcvBuf: cfg.RcvBuf, CallBytes: cfg.CallBytes, History: cfg.History,
-		CPUs: cfg.CPUs, Logger: cfg.Logger.With("part", "dataplane"),
+		AFXDP: cfg.AFXDP, CPUs: cfg.CPUs, Logger: cfg.Logger.With("part", "dataplane"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)

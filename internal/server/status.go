@@ -1,6 +1,9 @@
 package server
 
-import "github.com/spillway-rtc/spillway/srtpbatch"
+import (
+	"github.com/spillway-rtc/spillway/dataplane"
+	"github.com/spillway-rtc/spillway/srtpbatch"
+)
 
 // status is what the Admin API's get_status adds to Janus's fields: the
 // data plane's counters since start, per worker, so that an operator sees
@@ -23,12 +26,19 @@ func (s *Server) status() map[string]any {
 			"queue_drops":   w.Drops,
 			"late_drops":    w.Late,
 			"gso_fallbacks": w.GSOFallbacks,
+			"afxdp_frames":  w.XDPFrames,
 		})
 	}
-	return map[string]any{"dataplane": map[string]any{
+	dp := map[string]any{
 		"mode":    string(s.plane.Config().Mode),
 		"srtp":    srtpbatch.Impl(),
 		"viewers": st.Viewers,
 		"workers": workers,
-	}}
+	}
+	if cfg := s.plane.Config(); cfg.Mode == dataplane.ModeAFXDP {
+		// Per interface and worker: zero-copy or copy, and the driver's
+		// refusal of zero-copy when auto fell back.
+		dp["afxdp"] = map[string]any{"zerocopy": string(cfg.AFXDP.ZeroCopy), "sockets": s.plane.AFXDPSockets()}
+	}
+	return map[string]any{"dataplane": dp}
 }

@@ -74,10 +74,21 @@ type nodeStep struct {
 // runNode runs a script of tests/node and returns its JSON step lines.
 func runNode(t *testing.T, timeout time.Duration, script string, args ...string) []nodeStep {
 	t.Helper()
+	return runNodeIn(t, "", timeout, script, args...)
+}
+
+// runNodeIn is runNode inside network namespace ns (`ip netns exec`);
+// "" is the test's own.
+func runNodeIn(t *testing.T, ns string, timeout time.Duration, script string, args ...string) []nodeStep {
+	t.Helper()
 	dir := nodeDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
+	argv := append([]string{"node", script}, args...)
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
