@@ -61,7 +61,7 @@ func requireNoNetns(t *testing.T, ns string) {
 func TestBenchEndToEnd(t *testing.T) {
 	requireRoot(t)
 	out := filepath.Join(t.TempDir(), "rows.csv")
-	cmd, ns := benchScript(t, "-viewers", "50", "-rates", "2", "-modes", "socket,nogso,nommsg,batch1,queue",
+	cmd, ns := benchScript(t, "-viewers", "50", "-rates", "2", "-modes", "socket,nogso,nommsg,batch1,queue,afxdp",
 		"-other-modes", "socket", "-warmup", "200ms", "-window", "400ms", "-tries", "1", "-rounds", "1", "-quiet-wait", "0s",
 		"-backlog", "32", "-csv", out, "-md", filepath.Join(t.TempDir(), "rows.md"))
 	b, err := cmd.CombinedOutput()
@@ -87,8 +87,8 @@ func TestBenchEndToEnd(t *testing.T) {
 		}
 		rows[rec[0]+" "+rec[1]] = m
 	}
-	if len(rows) != 8 {
-		t.Fatalf("%d rows, want 8:\n%s", len(rows), b)
+	if len(rows) != 10 {
+		t.Fatalf("%d rows, want 10:\n%s", len(rows), b)
 	}
 	for name, r := range rows {
 		if r["mpps"] <= 0 || r["gbit_s"] <= 0 || r["errors"] != 0 || r["drops"] != 0 {
@@ -117,6 +117,9 @@ func TestBenchEndToEnd(t *testing.T) {
 		{"gcm queue", "x_queue", 1, 1},              //
 		{"gcm socket", "x_queue", 1.0001, 1000},     // faster than the baseline
 		{"cm limit_probe", "pkt_per_dgram", 16, 16}, //
+		{"gcm afxdp_limit", "pkt_per_dgram", 1, 1},  // a frame per packet
+		{"gcm afxdp", "pkt_per_dgram", 1, 1},        //
+		{"gcm afxdp", "pkt_per_call", 2, 1e6},       // many frames per wake-up
 	} {
 		if v := rows[tt.row][tt.col]; v < tt.min || v > tt.max {
 			t.Errorf("%s %s = %.2f, want [%g, %g]", tt.row, tt.col, v, tt.min, tt.max)

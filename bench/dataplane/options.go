@@ -47,8 +47,8 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.viewers, "viewers", 1000, "synthetic viewers")
 	rates := fs.String("rates", "0.5,1,2,4", "stream bitrates, Mbit/s")
 	profs := fs.String("profiles", "gcm,cm", "SRTP profiles: gcm (AES-128-GCM), cm (AES-CM-128-HMAC-SHA1-80)")
-	modes := fs.String("modes", "socket,shaped,nogso,nommsg,batch1,queue", "modes for the first profile (shaped: the probe sending the stream's frames; socket, nogso, nommsg, batch1, queue)")
-	other := fs.String("other-modes", "socket,shaped,queue", "modes for the other profiles")
+	modes := fs.String("modes", "socket,shaped,nogso,nommsg,batch1,queue,afxdp", "modes for the first profile (shaped: the probe sending the stream's frames; socket, nogso, nommsg, batch1, queue, afxdp; afxdp adds the AF_XDP limit probe)")
+	other := fs.String("other-modes", "socket,shaped,queue,afxdp", "modes for the other profiles")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each window")
 	fs.DurationVar(&o.window, "window", 1500*time.Millisecond, "measured steady-state window per run")
 	fs.IntVar(&o.cpu, "cpu", runtime.NumCPU()-1, "CPU of the one worker, its publisher, and the limit probe")
@@ -92,7 +92,7 @@ func parseOptions(args []string) (options, error) {
 	}
 	o.modes, o.otherModes = splitList(*modes), splitList(*other)
 	for _, m := range append(slices.Clone(o.modes), o.otherModes...) {
-		if m == modeProbe || !slices.Contains(modeOrder, m) {
+		if isProbe(m) || !slices.Contains(modeOrder, m) {
 			return o, fmt.Errorf("unknown mode %q", m)
 		}
 	}
@@ -148,6 +148,9 @@ func (o options) plan() []result {
 		for _, rate := range o.rates {
 			if o.probe {
 				rs = append(rs, result{Profile: p, Mode: modeProbe, Block: rate})
+				if slices.Contains(modes, "afxdp") {
+					rs = append(rs, result{Profile: p, Mode: modeXDPProbe, Block: rate})
+				}
 			}
 			for _, m := range modes {
 				rs = append(rs, result{Profile: p, Mode: m, Rate: rate, Block: rate})

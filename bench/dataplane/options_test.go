@@ -13,7 +13,7 @@ func TestParseOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.viewers != 1000 || !slices.Equal(o.rates, []float64{0.5, 1, 2, 4}) || !slices.Equal(o.profiles, []string{"gcm", "cm"}) ||
-		!slices.Equal(o.modes, []string{"socket", "shaped", "nogso", "nommsg", "batch1", "queue"}) || o.local != netip.MustParseAddrPort("198.18.0.1:5000") {
+		!slices.Equal(o.modes, []string{"socket", "shaped", "nogso", "nommsg", "batch1", "queue", "afxdp"}) || o.local != netip.MustParseAddrPort("198.18.0.1:5000") {
 		t.Fatalf("defaults: %+v", o)
 	}
 	for _, tt := range []struct {
@@ -26,6 +26,7 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"-profiles", "gcm,aes"}, "unknown profile"},
 		{[]string{"-modes", "socket,fast"}, "unknown mode"},
 		{[]string{"-modes", "limit probe"}, "unknown mode"},
+		{[]string{"-modes", "afxdp limit"}, "unknown mode"},
 		{[]string{"-other-modes", "nopin"}, "unknown mode"},
 		{[]string{"-modes", ""}, "nothing to run"},
 		{[]string{"-cpu", "0", "-housekeeping-cpu", "0"}, "two different CPUs"},
@@ -55,10 +56,11 @@ func TestViewerAddrs(t *testing.T) {
 	}
 }
 
-// The plan runs each profile's probe first, every mode at every rate for
-// the first profile, the other modes for the others.
+// The plan runs each profile's probe first (and the AF_XDP probe where
+// afxdp mode runs), every mode at every rate for the first profile, the
+// other modes for the others.
 func TestPlan(t *testing.T) {
-	o, err := parseOptions([]string{"-rates", "1,2", "-modes", "socket,queue,batch1", "-other-modes", "queue"})
+	o, err := parseOptions([]string{"-rates", "1,2", "-modes", "socket,queue,batch1", "-other-modes", "queue,afxdp"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +71,8 @@ func TestPlan(t *testing.T) {
 	want := []string{
 		"gcm limit probe", "gcm socket 1 Mbit/s", "gcm queue 1 Mbit/s", "gcm batch1 1 Mbit/s",
 		"gcm limit probe", "gcm socket 2 Mbit/s", "gcm queue 2 Mbit/s", "gcm batch1 2 Mbit/s",
-		"cm limit probe", "cm queue 1 Mbit/s", "cm limit probe", "cm queue 2 Mbit/s",
+		"cm limit probe", "cm afxdp limit", "cm queue 1 Mbit/s", "cm afxdp 1 Mbit/s",
+		"cm limit probe", "cm afxdp limit", "cm queue 2 Mbit/s", "cm afxdp 2 Mbit/s",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("plan:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -51,10 +51,18 @@ type probeViewer struct {
 	ssrc uint32
 }
 
-type probe struct {
-	fd      int
+// sealer encrypts the probes' packets with the bare cipher.
+type sealer struct {
 	gcm     bool
 	tag     int // SRTP bytes after the payload
+	payload []byte
+	sum     []byte
+	roc     [4]byte // rollover counter, always 0 here
+}
+
+type probe struct {
+	sealer
+	fd      int
 	viewers []probeViewer
 	gen     *media.VideoGen // the shaped probe's frames; nil: runs of probeSegs
 	full    int             // a full packet's RTP bytes
@@ -65,11 +73,8 @@ type probe struct {
 	hdrs    []unix.Mmsghdr
 	iovs    []unix.Iovec
 	oob     []byte
-	payload []byte
 	next    int
 	seq     uint16
-	sum     []byte
-	roc     [4]byte // rollover counter, always 0 here
 
 	sent, dgrams, calls atomic.Uint64
 }
@@ -77,47 +82,23 @@ type probe struct {
 // newProbe makes the limit probe, or the shaped probe of the stream m when m
 // is not nil.
 func newProbe(gcm bool, local netip.Addr, remotes []netip.AddrPort, sndbuf int, m *media.VideoModel) (*probe, error) {
-	p := &probe{gcm: gcm, sum: make([]byte, 0, sha1.Size), tag: 10}
-	if gcm {
-		p.tag = 16
-	}
 	full := probeSize
+	p := &probe{}
 	if m != nil {
 		var err error
 		if p.gen, err = media.NewVideoGen(*m, 1, 1); err != nil {
 			return nil, err
 		}
 		full = m.MaxPacket
+	}
+	p.sealer = newSealer(gcm, full)
+	if m != nil {
 		p.maxSegs = min(probeMaxSegs, probeMaxDgram/(full+p.tag))
 	}
 	p.full = full
-	p.payload = make([]byte, full-rtpHeader)
-	for i, r := range remotes {
-		if !r.Addr().Is4() {
-			return nil, fmt.Errorf("probe: %s is not IPv4", r)
-		}
-		v := probeViewer{ssrc: uint32(i + 1)}
-		v.sa.Family = unix.AF_INET
-		v.sa.Addr = r.Addr().As4()
-		port := (*[2]byte)(unsafe.Pointer(&v.sa.Port))
-		port[0], port[1] = byte(r.Port()>>8), byte(r.Port())
-		key := make([]byte, 16)
-		rand.Read(key)
-		rand.Read(v.salt[:])
-		blk, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, err
-		}
-		if gcm {
-			if v.aead, err = cipher.NewGCM(blk); err != nil {
-				return nil, err
-			}
-		} else {
-			authKey := make([]byte, 20)
-			rand.Read(authKey)
-			v.blk, v.mac = blk, hmac.New(sha1.New, authKey)
-		}
-		p.viewers = append(p.viewers, v)
+	var err error
+	if p.viewers, err = probeViewers(gcm, remotes); err != nil {
+		return nil, err
 	}
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -171,7 +152,52 @@ func (p *probe) grow(n int) {
 	}
 }
 
+func newSealer(gcm bool, full int) sealer {
+	sl := sealer{gcm: gcm, tag: 10, payload: make([]byte, full-rtpHeader), sum: make([]byte, 0, sha1.Size)}
+	if gcm {
+		sl.tag = 16
+	}
+	return sl
+}
+
+// probeViewers gives each remote its own keys and SSRC.
+func probeViewers(gcm bool, remotes []netip.AddrPort) ([]probeViewer, error) {
+	var vs []probeViewer
+	for i, r := range remotes {
+		if !r.Addr().Is4() {
+			return nil, fmt.Errorf("probe: %s is not IPv4", r)
+		}
+		v := probeViewer{ssrc: uint32(i + 1)}
+		v.sa.Family = unix.AF_INET
+		v.sa.Addr = r.Addr().As4()
+		port := (*[2]byte)(unsafe.Pointer(&v.sa.Port))
+		port[0], port[1] = byte(r.Port()>>8), byte(r.Port())
+		key := make([]byte, 16)
+		rand.Read(key)
+		rand.Read(v.salt[:])
+		blk, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		if gcm {
+			if v.aead, err = cipher.NewGCM(blk); err != nil {
+				return nil, err
+			}
+		} else {
+			authKey := make([]byte, 20)
+			rand.Read(authKey)
+			v.blk, v.mac = blk, hmac.New(sha1.New, authKey)
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
+
 func (p *probe) close() { unix.Close(p.fd) }
+
+func (p *probe) counts() counters {
+	return counters{sent: p.sent.Load(), dgrams: p.dgrams.Load(), calls: p.calls.Load()}
+}
 
 // step encrypts and sends one sendmmsg worth (32 viewers' runs) and returns
 // the RTP packets the kernel accepted.
@@ -271,7 +297,7 @@ func (p *probe) segments(j int) int {
 
 // seal writes one SRTP packet of the viewer into out (size+tag bytes) from
 // an RTP packet of size bytes.
-func (p *probe) seal(v *probeViewer, out []byte, size int, seq uint16) {
+func (p *sealer) seal(v *probeViewer, out []byte, size int, seq uint16) {
 	out[0], out[1] = 0x80, 96
 	binary.BigEndian.PutUint16(out[2:], seq)
 	binary.BigEndian.PutUint32(out[4:], uint32(seq)*3000)

@@ -12,12 +12,23 @@ import (
 )
 
 const (
-	modeProbe  = "limit probe"
-	modeShaped = "shaped" // the probe sending the stream's frames, at a rate
+	modeProbe    = "limit probe"
+	modeXDPProbe = "afxdp limit" // the limit probe through AF_XDP, for the afxdp rows
+	modeShaped   = "shaped"      // the probe sending the stream's frames, at a rate
 )
 
 // modeOrder is the order rows are shown in within a bitrate.
-var modeOrder = []string{modeProbe, modeShaped, "socket", "nogso", "nommsg", "batch1", "queue"}
+var modeOrder = []string{modeProbe, modeXDPProbe, modeShaped, "socket", "nogso", "nommsg", "batch1", "queue", "afxdp"}
+
+// limitOf is the probe a mode's × limit is over: the AF_XDP probe for
+// afxdp mode, the socket probe for the others (the AF_XDP probe's own ×
+// limit compares the two probes).
+func limitOf(mode string) string {
+	if mode == "afxdp" {
+		return modeXDPProbe
+	}
+	return modeProbe
+}
 
 type profileInfo struct {
 	p         dataplane.Profile
@@ -33,7 +44,7 @@ var profiles = map[string]profileInfo{
 // result is one row of the table.
 type result struct {
 	Profile string  // gcm or cm
-	Mode    string  // modeProbe, modeShaped, socket, nogso, nommsg, batch1, queue
+	Mode    string  // modeProbe, modeXDPProbe, modeShaped, socket, nogso, nommsg, batch1, queue, afxdp
 	Rate    float64 // Mbit/s of the stream; 0 for the probe
 	Runs    int     // runs behind the row (retries of disturbed runs included)
 	Round   int     // of a run: its round, from 1
@@ -58,8 +69,11 @@ type result struct {
 	XLimit, XShaped, XQueue float64 // Mpps over the probe's, the shaped probe's, queue mode's
 }
 
+// isProbe tells the probes' rows, which have no stream rate.
+func isProbe(mode string) bool { return mode == modeProbe || mode == modeXDPProbe }
+
 func (r result) label() string {
-	if r.Mode == modeProbe {
+	if isProbe(r.Mode) {
 		return r.Profile + " " + r.Mode
 	}
 	return fmt.Sprintf("%s %s %g Mbit/s", r.Profile, r.Mode, r.Rate)
@@ -130,10 +144,10 @@ func ratios(rs []result) {
 			if o.Profile != r.Profile || o.Round != r.Round || o.Block != r.Block || o.Mpps <= 0 {
 				continue
 			}
-			if o.Mode == modeProbe {
+			if o.Mode == limitOf(r.Mode) {
 				r.XLimit = r.Mpps / o.Mpps
 			}
-			if r.Mode == modeProbe || o.Rate != r.Rate {
+			if isProbe(r.Mode) || o.Rate != r.Rate {
 				continue
 			}
 			if o.Mode == modeShaped {
@@ -184,10 +198,10 @@ func markdown(w io.Writer, rs []result, maxOthers float64) {
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, r := range rs {
 		rate, vpc := "–", "–"
-		if r.Mode != modeProbe {
+		if !isProbe(r.Mode) {
 			rate = strconv.FormatFloat(r.Rate, 'g', -1, 64)
 		}
-		if r.Mode != modeProbe && r.Mode != modeShaped {
+		if !isProbe(r.Mode) && r.Mode != modeShaped {
 			vpc = fmt.Sprintf("%.0f", r.ViewersPerCore)
 		}
 		others := fmt.Sprintf("%.2f", r.Others)

@@ -18,6 +18,8 @@ func sampleRows() []result {
 		{Profile: "cm", Mode: modeProbe, Mpps: 0.4},
 		{Profile: "cm", Mode: "socket", Rate: 2, Mpps: 0.3},
 		{Profile: "gcm", Mode: modeShaped, Rate: 2, Mpps: 0.5},
+		{Profile: "gcm", Mode: "afxdp", Rate: 2, Mpps: 1.0},
+		{Profile: "gcm", Mode: modeXDPProbe, Mpps: 1.25},
 	}
 }
 
@@ -33,6 +35,8 @@ func TestRatios(t *testing.T) {
 		"cm limit probe":      {1, 0, 0},
 		"cm socket 2 Mbit/s":  {0.75, 0, 3}, // the shaped row is gcm's
 		"gcm shaped 2 Mbit/s": {0.5, 1, 0},
+		"gcm afxdp 2 Mbit/s":  {0.8, 2, 5},  // x limit over the AF_XDP probe
+		"gcm afxdp limit":     {1.25, 0, 0}, // over the socket probe
 	}
 	for _, r := range rs {
 		w := want[r.label()]
@@ -76,7 +80,7 @@ func TestSortRows(t *testing.T) {
 	for _, r := range rs {
 		got = append(got, r.label())
 	}
-	want := "gcm limit probe|gcm socket 1 Mbit/s|gcm shaped 2 Mbit/s|gcm socket 2 Mbit/s|gcm queue 2 Mbit/s|cm limit probe|cm socket 2 Mbit/s|cm queue 2 Mbit/s"
+	want := "gcm limit probe|gcm afxdp limit|gcm socket 1 Mbit/s|gcm shaped 2 Mbit/s|gcm socket 2 Mbit/s|gcm queue 2 Mbit/s|gcm afxdp 2 Mbit/s|cm limit probe|cm socket 2 Mbit/s|cm queue 2 Mbit/s"
 	if strings.Join(got, "|") != want {
 		t.Fatalf("order %v", got)
 	}

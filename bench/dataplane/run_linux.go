@@ -211,25 +211,39 @@ func (r *result) fill(base, a, z, fin snap, opt options) {
 // frameOverhead is Ethernet + IPv4 + UDP headers.
 const frameOverhead = 14 + 20 + 8
 
-// runProbe measures the limit probe for a profile, or the shaped probe for
-// a profile and rate.
+// prober is a limit probe: the socket one (probe_linux.go) or the AF_XDP
+// one (xdpprobe_linux.go).
+type prober interface {
+	step() (int, error)
+	counts() counters
+	close()
+}
+
+// runProbe measures the limit probe (socket or AF_XDP) for a profile, or
+// the shaped probe for a profile and rate.
 func (b *bench) runProbe(ctx context.Context, r *result) error {
 	var shape *media.VideoModel
 	if r.Mode == modeShaped {
 		m := media.DefaultVideoModel(int(r.Rate * 1e6))
 		shape = &m
 	}
-	p, err := newProbe(r.Profile == "gcm", b.opt.local.Addr(), b.remotes, b.opt.sndbuf, shape)
+	var p prober
+	var err error
+	if r.Mode == modeXDPProbe {
+		p, err = newXDPProbe(r.Profile == "gcm", b.opt.local, b.remotes)
+	} else {
+		p, err = newProbe(r.Profile == "gcm", b.opt.local.Addr(), b.remotes, b.opt.sndbuf, shape)
+	}
 	if err != nil {
 		return err
 	}
 	defer p.close()
 	var perr atomic.Value
 	l := load{
-		counters: func() counters {
-			return counters{sent: p.sent.Load(), dgrams: p.dgrams.Load(), calls: p.calls.Load()}
-		},
-		drained: func() bool { return true }, // sendmmsg returns once the veth has the frames
+		counters: p.counts,
+		// sendmmsg returns once the veth has the frames; a copy-mode
+		// AF_XDP wake-up too (the probe flushes until the ring is empty).
+		drained: func() bool { return true },
 		start: func(stop <-chan struct{}) <-chan struct{} {
 			done := make(chan struct{})
 			ready := make(chan error, 1)
@@ -288,6 +302,8 @@ func (b *bench) planeConfig(mode string) (dataplane.Config, error) {
 		cfg.Batch = 1
 	case "queue":
 		cfg.Mode = dataplane.ModeQueue
+	case "afxdp":
+		cfg.Mode = dataplane.ModeAFXDP
 	default:
 		return cfg, fmt.Errorf("unknown mode %q", mode)
 	}
@@ -452,7 +468,7 @@ func (b *bench) runRow(ctx context.Context, spec result) (result, error) {
 		r := spec
 		r.Runs = try
 		var err error
-		if r.Mode == modeProbe || r.Mode == modeShaped {
+		if r.Mode == modeProbe || r.Mode == modeShaped || r.Mode == modeXDPProbe {
 			err = b.runProbe(ctx, &r)
 		} else {
 			err = b.runPlane(ctx, &r)
