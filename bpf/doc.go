@@ -16,6 +16,11 @@
 // queues of zero-copy AF_XDP only while an XDP program is attached; it tries
 // driver mode first, falls back to generic mode, and records which.
 //
-// Programs are attached through bpf links, which the kernel detaches when
-// the process exits, so a crashed run leaves no program on an interface.
+// SteerToFirst is socket mode's reuseport steering: everything that
+// arrives on the shared media port goes to the control plane's socket,
+// the group's first member.
+//
+// Programs on interfaces are attached through bpf links, which the kernel
+// detaches when the process exits, and the steering program goes with its
+// socket group, so a crashed run leaves no program behind.
 package bpf

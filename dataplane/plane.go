@@ -194,7 +194,7 @@ func (p *Plane) Join(local netip.AddrPort) error {
 	}
 	p.locals[local] = conns
 	if p.xdp != nil {
-		if err := p.joinXDP(local); err != nil {
+		if err := p.inNetns(func() error { return p.joinXDP(local) }); err != nil {
 			return err // the sockets stay joined: a viewer there is served through them
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/spillway-rtc/spillway/bpf"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -421,17 +422,9 @@ func openDataSocket(local netip.AddrPort) (*sendSock, error) {
 	return c, nil
 }
 
-// steerToFirst attaches "ret #0" to c's reuseport group: every inbound
-// datagram goes to the member bound first, the control plane's socket.
-// Members keep their index while the control socket stays open.
-func steerToFirst(c *sendSock) error {
-	prog := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(c.fd, unix.SOL_SOCKET, unix.SO_ATTACH_REUSEPORT_CBPF, &fprog); err != nil {
-		return fmt.Errorf("attach reuseport cBPF: %w", err)
-	}
-	return nil
-}
+// steerToFirst keeps inbound traffic on the group's first member, the
+// control socket (bpf.SteerToFirst).
+func steerToFirst(c *sendSock) error { return bpf.SteerToFirst(c.fd) }
 
 // sndBuf reads c's SO_SNDBUF (the kernel reports twice the value set).
 func sndBuf(c *sendSock) (int, error) {

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/spillway-rtc/spillway/bpf"
 	"github.com/spillway-rtc/spillway/dataplane/afxdp"
 	"github.com/spillway-rtc/spillway/dataplane/nexthop"
 	"github.com/spillway-rtc/spillway/dataplane/udpframe"
+	"github.com/spillway-rtc/spillway/internal/netns"
 )
 
 // afxdp mode (Config.Mode = ModeAFXDP). The workers batch, rewrite and
@@ -41,6 +45,8 @@ import (
 
 // xdpPlane is the plane's afxdp state.
 type xdpPlane struct {
+	nsFD   int    // the plane's network namespace, held open
+	ns     string // and its path, to open sockets there from any thread
 	res    *nexthop.Resolver
 	resMu  sync.Mutex              // one netlink request at a time
 	ifaces map[int]*xdpIface       // under Plane.mu
@@ -93,12 +99,27 @@ type viewerHop struct {
 const xdpFlushAt = 256
 
 func (p *Plane) startXDP() error {
-	res, err := nexthop.New()
+	// The namespace New runs in is the plane's: sockets opened later, from
+	// whatever thread (a knob set through the Admin API), open there.
+	runtime.LockOSThread()
+	fd, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	var res *nexthop.Resolver
+	if err == nil {
+		res, err = nexthop.New()
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	runtime.UnlockOSThread()
 	if err != nil {
 		return fmt.Errorf("dataplane: afxdp: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p.xdp = &xdpPlane{res: res, ifaces: map[int]*xdpIface{}, hops: map[*Viewer]hopKey{}, paths: map[*Viewer]viewerAddrs{}, cancel: cancel, done: make(chan struct{})}
+	p.xdp = &xdpPlane{
+		nsFD: fd, ns: fmt.Sprintf("/proc/self/fd/%d", fd),
+		res: res, ifaces: map[int]*xdpIface{}, hops: map[*Viewer]hopKey{}, paths: map[*Viewer]viewerAddrs{},
+		cancel: cancel, done: make(chan struct{}),
+	}
 	go func() {
 		defer close(p.xdp.done)
 		if err := res.Watch(ctx, p.rehop); err != nil {
@@ -107,6 +128,9 @@ func (p *Plane) startXDP() error {
 	}()
 	return nil
 }
+
+// inNetns runs f on a thread in the plane's network namespace.
+func (p *Plane) inNetns(f func() error) error { return netns.Run(p.xdp.ns, f) }
 
 // stopXDP stops following routes and neighbours; it runs after the
 // workers have stopped, without p.mu (rehop takes it).
@@ -129,7 +153,7 @@ func (p *Plane) closeXDP() error {
 		errs = append(errs, ifc.close())
 	}
 	x.ifaces = nil
-	errs = append(errs, x.res.Close())
+	errs = append(errs, x.res.Close(), unix.Close(x.nsFD))
 	return errors.Join(errs...)
 }
 
@@ -250,7 +274,7 @@ func (p *Plane) openXDPSockets(name string, ifindex int, zc afxdp.ZeroCopy) ([]*
 // a time, so the workers send through the send sockets meanwhile. If z
 // cannot be had (on, where the driver refuses zero-copy), the sockets are
 // opened again as they were and the error says why. The sockets open in
-// the calling thread's network namespace: the plane's, in a server.
+// the plane's network namespace, whichever thread calls.
 func (p *Plane) SetZeroCopy(z afxdp.ZeroCopy) error {
 	if _, err := afxdp.ParseZeroCopy(string(z)); err != nil {
 		return err
@@ -268,14 +292,19 @@ func (p *Plane) SetZeroCopy(z afxdp.ZeroCopy) error {
 	var errs []error
 	for _, ifc := range p.xdp.ifaces {
 		p.swapXDP(ifc, nil)
-		socks, err := p.openXDPSockets(ifc.name, ifc.index, z)
-		if err != nil {
-			errs = append(errs, err)
-			if socks, err = p.openXDPSockets(ifc.name, ifc.index, old); err != nil {
-				// Neither: the viewers stay on the send sockets.
-				p.cfg.Logger.Error("dataplane: afxdp: sockets not reopened; viewers served through the send sockets", "interface", ifc.name, "err", err)
-				continue
+		var socks []*afxdp.Socket
+		err := p.inNetns(func() (err error) {
+			socks, err = p.openXDPSockets(ifc.name, ifc.index, z)
+			if err != nil {
+				errs = append(errs, err)
+				socks, err = p.openXDPSockets(ifc.name, ifc.index, old)
 			}
+			return err
+		})
+		if err != nil {
+			// Neither: the viewers stay on the send sockets.
+			p.cfg.Logger.Error("dataplane: afxdp: sockets not reopened; viewers served through the send sockets", "interface", ifc.name, "err", err)
+			continue
 		}
 		p.swapXDP(ifc, socks)
 	}

@@ -103,6 +103,15 @@ func TestOpenModes(t *testing.T) {
 			t.Fatal("second Close:", err)
 		}
 	}
+	// Busy polling and a TX budget are socket options the kernel takes in
+	// copy mode too.
+	if s, err := openIn(t, n.TX, Config{Ifindex: ifindex, ZeroCopy: ZeroCopyOff, BusyPoll: 50 * time.Microsecond, Budget: 64}); err != nil {
+		t.Fatalf("busy poll and budget: %v", err)
+	} else if v, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_BUSY_POLL); err != nil || v != 50 {
+		t.Fatalf("SO_BUSY_POLL %d, %v", v, err)
+	} else {
+		s.Close()
+	}
 	if _, err := openIn(t, n.TX, Config{Ifindex: ifindex, Queue: 2, ZeroCopy: ZeroCopyOff}); err == nil {
 		t.Fatal("bound queue 2 of a two-queue veth")
 	}

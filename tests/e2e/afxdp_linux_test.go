@@ -4,13 +4,17 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/spillway-rtc/spillway/dataplane"
 	"github.com/spillway-rtc/spillway/internal/netns"
@@ -20,10 +24,11 @@ import (
 
 // TestChromiumAFXDP: a node runs in one network namespace with
 // dataplane/mode afxdp, headless Chromium in another, joined by a veth.
-// Chromium opens the demo page over the veth, watches mountpoint 1 and
-// decodes frames for 5 s, and every media packet the node sent went out
-// as a frame through the AF_XDP sockets (copy mode: veth has no
-// zero-copy, which get_status reports).
+// The knob afxdp/zerocopy set to on is refused with the driver's error
+// (veth has no zero-copy) and stays auto. Then Chromium opens the demo
+// page over the veth, watches mountpoint 1 and decodes frames for 5 s, and
+// every media packet the node sent went out as a frame through the AF_XDP
+// sockets, in copy mode, as get_status reports.
 func TestChromiumAFXDP(t *testing.T) {
 	bin := os.Getenv("CHROMIUM_BIN")
 	if bin == "" {
@@ -43,6 +48,8 @@ func TestChromiumAFXDP(t *testing.T) {
 	}
 	// Every socket, AF_XDP socket and netlink handle of the node opens in
 	// the namespace, as for a server started with `ip netns exec`.
+	k := server.NewKnobs()
+	cfg.Knobs = k
 	var srv *server.Server
 	if err := netns.Run(n.TX, func() error {
 		var err error
@@ -52,6 +59,15 @@ func TestChromiumAFXDP(t *testing.T) {
 		t.Fatalf("server in %s: %v", n.TX, err)
 	}
 	t.Cleanup(srv.Close)
+	k.Attach(srv)
+
+	err := k.Set("afxdp/zerocopy", "on")
+	if !errors.Is(err, unix.EOPNOTSUPP) || !strings.Contains(err.Error(), n.TXIf) {
+		t.Fatalf("afxdp/zerocopy=on on veth: %v", err)
+	}
+	if v := k.Value("afxdp/zerocopy").String(); v != "auto" {
+		t.Fatalf("afxdp/zerocopy is %q after the refusal", v)
+	}
 
 	artifacts, err := filepath.Abs("../artifacts")
 	mustf(t, err, "artifacts")
