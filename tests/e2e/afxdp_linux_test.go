@@ -3,16 +3,12 @@
 package e2e
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -28,15 +24,10 @@ import (
 // (veth has no zero-copy) and stays auto. Then Chromium opens the demo
 // page over the veth, watches mountpoint 1 and decodes frames for 5 s, and
 // every media packet the node sent went out as a frame through the AF_XDP
-// sockets, in copy mode, as get_status reports.
+// sockets, in copy mode, by the counters and socket list get_status
+// reports.
 func TestChromiumAFXDP(t *testing.T) {
-	bin := os.Getenv("CHROMIUM_BIN")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	if _, err := exec.LookPath(bin); err != nil {
-		t.Fatalf("chromium is not installed at %s: run scripts/test-deps.sh (make test does)", bin)
-	}
+	requireChromium(t)
 	n := netnstest.New(t, "c", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netnstest.Options{Queues: 2})
 	at := n.TX4.String() + ":0"
 	cfg := server.Config{
@@ -46,10 +37,10 @@ func TestChromiumAFXDP(t *testing.T) {
 		Mountpoints: testMountpoints(),
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
-	// Every socket, AF_XDP socket and netlink handle of the node opens in
-	// the namespace, as for a server started with `ip netns exec`.
 	k := server.NewKnobs()
 	cfg.Knobs = k
+	// Every socket, AF_XDP socket and netlink handle of the node opens in
+	// the namespace, as for a server started with `ip netns exec`.
 	var srv *server.Server
 	if err := netns.Run(n.TX, func() error {
 		var err error
@@ -69,26 +60,7 @@ func TestChromiumAFXDP(t *testing.T) {
 		t.Fatalf("afxdp/zerocopy is %q after the refusal", v)
 	}
 
-	artifacts, err := filepath.Abs("../artifacts")
-	mustf(t, err, "artifacts")
-	mustf(t, os.MkdirAll(artifacts, 0o755), "artifacts dir")
-	shot := filepath.Join(artifacts, "demo-page-afxdp.png")
-	_ = os.Remove(shot)
-	steps := runNodeIn(t, n.RX, 2*time.Minute, "demo-page.mjs", "http://"+srv.Addr("http").String()+"/", shot)
-	var stats struct {
-		Samples []float64 `json:"samples"`
-	}
-	for _, s := range steps {
-		if s.Step == "stats" {
-			mustf(t, json.Unmarshal(s.Data, &stats), "stats")
-		}
-	}
-	if len(stats.Samples) < 6 {
-		t.Fatalf("no framesDecoded samples: %v", steps)
-	}
-	if d := stats.Samples[len(stats.Samples)-1] - stats.Samples[0]; d < 5*20 {
-		t.Errorf("only %.0f frames decoded in 5 s (samples %v)", d, stats.Samples)
-	}
+	playDemoPage(t, n.RX, "http://"+srv.Addr("http").String()+"/", "demo-page-afxdp.png")
 
 	var pk, xf uint64
 	for _, w := range srv.Plane().Stats().Workers {
