@@ -96,7 +96,7 @@ var (
 // everything that is not RTP passed, GSO segments counted (tc).
 func TestMediaSinkClassify(t *testing.T) {
 	netnstest.RequireRoot(t)
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	s, err := NewMediaSink()
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestMediaSinkClassify(t *testing.T) {
 // one key; removing an absent key and an invalid address fail.
 func TestMediaSinkSampleKeys(t *testing.T) {
 	netnstest.RequireRoot(t)
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	s, err := NewMediaSink()
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +492,7 @@ func TestMediaSinkVeth(t *testing.T) {
 	for _, mode := range []string{"tc", "xdp"} {
 		t.Run(mode, func(t *testing.T) {
 			n := newMediaNet(t)
-			leakCheck(t)
+			netnstest.LeakCheck(t)
 			s, err := NewMediaSink()
 			if err != nil {
 				t.Fatal(err)
@@ -539,7 +539,7 @@ func TestMediaSinkVeth(t *testing.T) {
 func TestMediaSinkAttachErrors(t *testing.T) {
 	netnstest.RequireRoot(t)
 	n := newMediaNet(t)
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	s, err := NewMediaSink()
 	if err != nil {
 		t.Fatal(err)
@@ -604,7 +604,7 @@ func rtpRun(size, short int, hdrs ...[2]uint32) []byte {
 // hash, and Flows reads both.
 func TestMediaSinkFlows(t *testing.T) {
 	netnstest.RequireRoot(t)
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	type step struct {
 		name string
 		dst  netip.AddrPort

@@ -9,39 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
-
-// leakCheck fails the test if it leaves goroutines or file descriptors.
-func leakCheck(t *testing.T) {
-	t.Helper()
-	g0, f0 := runtime.NumGoroutine(), openFDs(t)
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			g, f := runtime.NumGoroutine(), openFDs(t)
-			if g <= g0 && f <= f0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d", g0, g, f0, f)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-}
-
-func openFDs(t *testing.T) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
 
 // frame builds an Ethernet frame carrying an IP packet with the given
 // protocol and payload length (headers only as long as the program reads).
@@ -68,7 +39,7 @@ func frame(ethertype uint16, proto byte, payload int) []byte {
 // passes and counts as other.
 func TestCounterProgram(t *testing.T) {
 	netnstest.RequireRoot(t)
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	c, err := NewXDPCounter()
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +122,7 @@ func TestXDPCounterVeth(t *testing.T) {
 	// Documentation prefixes, in namespaces of their own: nothing here can
 	// reach or shadow a real network.
 	n := netnstest.New(t, "x", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netnstest.Options{})
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 
 	c, err := NewXDPCounter()
 	if err != nil {

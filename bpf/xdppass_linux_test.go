@@ -33,7 +33,7 @@ import (
 // tried is 14 bytes; the program reads no byte of the frame anyway.
 func TestXDPPassProgram(t *testing.T) {
 	netnstest.RequireRoot(t)
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	prog, err := loadXDPPass()
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func exchange(t *testing.T, from, to *net.UDPConn, dst netip.AddrPort, sizes []i
 func TestXDPPassVeth(t *testing.T) {
 	netnstest.RequireRoot(t)
 	n := netnstest.New(t, "p", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netnstest.Options{})
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 
 	const port = 5006
 	tx4, rx4 := netip.AddrPortFrom(n.TX4, port), netip.AddrPortFrom(n.RX4, port)
@@ -238,7 +238,7 @@ func TestXDPPassVeth(t *testing.T) {
 func TestXDPPassGeneric(t *testing.T) {
 	netnstest.RequireRoot(t)
 	n := netnstest.New(t, "g", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netnstest.Options{})
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 
 	p, err := attachPass(t, n.TX, "lo")
 	if err != nil {
@@ -292,7 +292,7 @@ const xdpPassHelperEnv = "SPW_XDPPASS_HELPER"
 func TestXDPPassCrash(t *testing.T) {
 	netnstest.RequireRoot(t)
 	n := netnstest.New(t, "c", netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netnstest.Options{})
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -44,32 +42,6 @@ func openIn(t *testing.T, ns string, cfg Config) (*Socket, error) {
 		t.Cleanup(func() { s.Close() })
 	}
 	return s, err
-}
-
-func leakCheck(t *testing.T) {
-	t.Helper()
-	fds := func() int {
-		ents, err := os.ReadDir("/proc/self/fd")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(ents)
-	}
-	g0, f0 := runtime.NumGoroutine(), fds()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			g, f := runtime.NumGoroutine(), fds()
-			if g <= g0 && f <= f0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d", g0, g, f0, f)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
 }
 
 // On veth, auto falls back to copy mode and keeps the driver's refusal;
@@ -133,7 +105,7 @@ func TestOpenModes(t *testing.T) {
 // right.
 func TestSendReceived(t *testing.T) {
 	n, ifindex, txMAC, rxMAC := pair(t, "s")
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	for _, tt := range []struct {
 		name     string
 		src, dst netip.Addr

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -30,57 +29,6 @@ var (
 	tx4 = netip.MustParseAddr("192.0.2.1")
 	rx4 = netip.MustParseAddr("192.0.2.2")
 )
-
-// leakCheck fails the test if goroutines or file descriptors it started
-// with are outnumbered when it ends. Call it first, so that its cleanup
-// runs after every other.
-func leakCheck(t *testing.T) {
-	t.Helper()
-	warmPoller(t)
-	g, fds := runtime.NumGoroutine(), countFDs(t)
-	t.Cleanup(func() { settle(t, "at the end of the test", g, fds) })
-}
-
-// warmPoller makes the runtime open its netpoller's descriptors now, not
-// inside a measured span.
-func warmPoller(t *testing.T) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
-	w.Close()
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// settle waits briefly for goroutines and descriptors to fall back to at
-// most g and fds: an exiting goroutine may still be on its way out.
-func settle(t *testing.T, when string, g, fds int) {
-	t.Helper()
-	var ng, nfds int
-	for deadline := time.Now().Add(2 * time.Second); ; {
-		ng, nfds = runtime.NumGoroutine(), countFDs(t)
-		if ng <= g && nfds <= fds || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if ng > g {
-		buf := make([]byte, 1<<16)
-		t.Errorf("%s: %d goroutines, %d before:\n%s", when, ng, g, buf[:runtime.Stack(buf, true)])
-	}
-	if nfds > fds {
-		t.Errorf("%s: %d file descriptors open, %d before", when, nfds, fds)
-	}
-}
 
 func run(t *testing.T, args ...string) {
 	t.Helper()
@@ -110,7 +58,7 @@ func newResolver(t *testing.T, ns string) *Resolver {
 }
 
 func TestResolve(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	p := netnstest.New(t, "r", tx4, rx4, netnstest.Options{})
 	txIf := netnstest.Link(t, p.TX, p.TXIf)
 	rxMAC := netnstest.Link(t, p.RX, p.RXIf).HardwareAddr
@@ -204,7 +152,7 @@ func equal(a, b Hop) bool {
 // A closed Resolver answers nothing, least of all from the namespace of
 // whichever thread asks.
 func TestClosed(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	p := netnstest.New(t, "c", tx4, rx4, netnstest.Options{})
 	r := newResolver(t, p.TX)
 	if err := r.Close(); err != nil {
@@ -222,7 +170,7 @@ func TestClosed(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	p := netnstest.New(t, "w", tx4, rx4, netnstest.Options{})
 	rxMAC := netnstest.Link(t, p.RX, p.RXIf).HardwareAddr
 	run(t, "-n", p.TX, "neigh", "replace", p.RX4.String(), "lladdr", rxMAC.String(), "dev", p.TXIf, "nud", "reachable")
@@ -242,7 +190,7 @@ func TestWatch(t *testing.T) {
 		}, "02:00:00:00:00:43", "198.51.100.128/25"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			g, fds := runtime.NumGoroutine(), countFDs(t)
+			g, fds := runtime.NumGoroutine(), netnstest.FDs(t)
 			calls := make(chan struct{}, 64)
 			changed := func() {
 				select {
@@ -294,7 +242,7 @@ func TestWatch(t *testing.T) {
 			case <-time.After(time.Second):
 				t.Fatal("Watch did not return within 1 s of its context's end")
 			}
-			settle(t, "after Watch returned", g, fds)
+			netnstest.Settle(t, "after Watch returned", g, fds)
 		})
 	}
 }
@@ -316,7 +264,7 @@ func quiet(t *testing.T, calls <-chan struct{}) {
 // Bursts of signals become one call per interval, and always one after the
 // last signal; a failing reader ends the loop with its error.
 func TestCoalesce(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	const every = 20 * time.Millisecond
 	events := make(chan struct{}, 1)
 	readErr := make(chan error, 1)
@@ -383,7 +331,7 @@ func TestCoalesce(t *testing.T) {
 // Only neighbour updates that change an entry's MAC or usability count;
 // the kernel's reconfirmation round does not, nor do bridge entries.
 func TestNeighbourFilter(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	macA, _ := net.ParseMAC("02:00:00:00:00:0a")
 	macB, _ := net.ParseMAC("02:00:00:00:00:0b")
 	n := func(ifindex int, ip string, state int, mac net.HardwareAddr) *netlink.Neigh {
@@ -454,7 +402,7 @@ func (c *counting) NeighList(linkIndex, family int) ([]netlink.Neigh, error) {
 // ResolveMany answers each pair as Resolve does, reading each link and
 // neighbour table once and each distinct pair's route once.
 func TestResolveMany(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	p := netnstest.New(t, "m", tx4, rx4, netnstest.Options{})
 	txIf := netnstest.Link(t, p.TX, p.TXIf)
 	rxMAC := netnstest.Link(t, p.RX, p.RXIf).HardwareAddr
@@ -696,7 +644,7 @@ func TestResolveManyInterrupted(t *testing.T) {
 // with one neighbour listing. It logs how long that takes, and how long
 // resolving each by itself does.
 func TestResolveManyScale(t *testing.T) {
-	leakCheck(t)
+	netnstest.LeakCheck(t)
 	const viewers = 2000
 	p := netnstest.New(t, "s", tx4, rx4, netnstest.Options{})
 	txIf := netnstest.Link(t, p.TX, p.TXIf)
