@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -48,7 +47,6 @@ type xdpPlane struct {
 	nsFD   int    // the plane's network namespace, held open
 	ns     string // and its path, to open sockets there from any thread
 	res    *nexthop.Resolver
-	resMu  sync.Mutex              // one netlink request at a time
 	ifaces map[int]*xdpIface       // under Plane.mu
 	hops   map[*Viewer]hopKey      // what each viewer was last given, under Plane.mu
 	paths  map[*Viewer]viewerAddrs // control-side copy of each viewer's path, under Plane.mu
