@@ -411,24 +411,20 @@ func (p *Plane) rehop() {
 	}
 	p.mu.Unlock()
 	hops, keys := p.hopsFor(paths)
-	changed := 0
+	var changed []int // viewers whose hop changed and whose path did not (SetPath)
+	p.mu.Lock()
 	for i, v := range vs {
-		p.mu.Lock()
-		old, ok := p.xdp.hops[v]
-		if ok && p.xdp.paths[v] == paths[i] { // not moved on meanwhile (SetPath)
+		if old, ok := p.xdp.hops[v]; ok && p.xdp.paths[v] == paths[i] && old != keys[i] {
 			p.xdp.hops[v] = keys[i]
-		} else {
-			ok = false
+			changed = append(changed, i)
 		}
-		p.mu.Unlock()
-		if !ok || old == keys[i] {
-			continue
-		}
-		changed++
-		v.control(&op{kind: opHop, hop: hops[i]})
 	}
-	if changed > 0 {
-		p.cfg.Logger.Info("dataplane: afxdp: next hops changed", "viewers", changed)
+	p.mu.Unlock()
+	for _, i := range changed {
+		vs[i].control(&op{kind: opHop, hop: hops[i]})
+	}
+	if len(changed) > 0 {
+		p.cfg.Logger.Info("dataplane: afxdp: next hops changed", "viewers", len(changed))
 	}
 }
 
@@ -466,16 +462,18 @@ func (w *worker) putFrame(v *Viewer, vs *vstream, pk *packet, seq uint16, ts uin
 		return false
 	}
 	f := buf[:hl+len(out)]
+	start := 0 // no checksum offload
 	if x.s.Offload() {
-		err = h.PutPartial(f)
-		x.s.Queue(frame, len(f), h.CsumStart(), udpframe.CsumOffset)
+		err, start = h.PutPartial(f), h.CsumStart()
 	} else {
 		err = h.Put(f)
-		x.s.Queue(frame, len(f), 0, 0)
 	}
 	if err != nil { // cannot happen: the frame holds the header and maxOut
+		x.s.Release(frame)
 		w.st.errors.Add(1)
+		return false
 	}
+	x.s.Queue(frame, len(f), start, udpframe.CsumOffset)
 	x.queued++
 	x.bytes += uint64(len(out))
 	if x.queued >= xdpFlushAt {

@@ -47,16 +47,8 @@ func netnsPlane(t *testing.T, ns string, cfg Config, local netip.AddrPort) (*Pla
 // viewerIn is a test viewer listening at addr inside namespace ns.
 func viewerIn(t *testing.T, ns string, prof Profile, local netip.AddrPort, addr netip.AddrPort, streams ...Stream) *testViewer {
 	t.Helper()
-	var conn *net.UDPConn
-	if err := netns.Run(ns, func() error {
-		var err error
-		conn, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(addr))
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
 	key, salt := keysFor(t, prof)
-	return startViewer(t, Handoff{Profile: prof, MasterKey: key, MasterSalt: salt, Local: local, Streams: streams}, conn)
+	return startViewer(t, Handoff{Profile: prof, MasterKey: key, MasterSalt: salt, Local: local, Streams: streams}, netnstest.Listen(t, ns, addr))
 }
 
 // received is what one viewer decrypted, stream by stream, keys aside:
