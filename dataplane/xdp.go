@@ -53,6 +53,7 @@ type xdpPlane struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	quiet  atomic.Bool // a resolution failure was logged (once, then Debug)
+	rehops atomic.Uint64
 }
 
 type viewerAddrs struct{ local, remote netip.AddrPort }
@@ -404,6 +405,7 @@ func (p *Plane) rehop() {
 		p.mu.Unlock()
 		return
 	}
+	p.xdp.rehops.Add(1)
 	vs := make([]*Viewer, 0, len(p.xdp.paths))
 	paths := make([]viewerAddrs, 0, len(p.xdp.paths))
 	for v, a := range p.xdp.paths {
@@ -522,6 +524,16 @@ type AFXDPSocket struct {
 	PassProgram string `json:"xdp_pass,omitempty"` // "driver", "generic", or "" when not attached
 	TxInvalid   uint64 `json:"tx_invalid_descs"`
 	TxRingEmpty uint64 `json:"tx_ring_empty_descs"`
+}
+
+// AFXDPRehops counts how often routes, neighbours, addresses or links
+// changed and every viewer's next hop was resolved again; 0 outside afxdp
+// mode.
+func (p *Plane) AFXDPRehops() uint64 {
+	if p.xdp == nil {
+		return 0
+	}
+	return p.xdp.rehops.Load()
 }
 
 // AFXDPSockets lists the AF_XDP sockets, by interface and worker; nil

@@ -335,9 +335,19 @@ func TestAFXDPAllocations(t *testing.T) {
 				}
 			}
 			r.publish(2*defaultHistory+64, viewers) // fill the pool, rings and histories
-			allocs := testing.AllocsPerRun(20, func() { r.publish(32, viewers) })
+			// AllocsPerRun counts the whole process: a run during which the
+			// control side re-resolved next hops (the kernel announced a
+			// change) is measured again.
+			var allocs float64
+			for try := 0; ; try++ {
+				before := p.AFXDPRehops()
+				allocs = testing.AllocsPerRun(20, func() { r.publish(32, viewers) })
+				if p.AFXDPRehops() == before || try == 3 {
+					break
+				}
+			}
 			if allocs != 0 {
-				t.Fatalf("%.1f allocations per 32 packets x %d viewers", allocs, viewers)
+				t.Fatalf("%.1f allocations per 32 packets x %d viewers (next hops resolved %d times)", allocs, viewers, p.AFXDPRehops())
 			}
 			st := p.Stats().Workers[0]
 			if st.Errors != 0 || st.Drops != 0 || st.XDPFrames != st.Packets || st.Packets == 0 {

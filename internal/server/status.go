@@ -38,7 +38,11 @@ func (s *Server) status() map[string]any {
 	if cfg := s.plane.Config(); cfg.Mode == dataplane.ModeAFXDP {
 		// Per interface and worker: zero-copy or copy, and the driver's
 		// refusal of zero-copy when auto fell back.
-		dp["afxdp"] = map[string]any{"zerocopy": string(cfg.AFXDP.ZeroCopy), "sockets": s.plane.AFXDPSockets()}
+		dp["afxdp"] = map[string]any{
+			"zerocopy":         string(cfg.AFXDP.ZeroCopy),
+			"sockets":          s.plane.AFXDPSockets(),
+			"next_hop_updates": s.plane.AFXDPRehops(),
+		}
 	}
 	return map[string]any{"dataplane": dp}
 }

@@ -120,6 +120,8 @@ func New(t testing.TB, tag string, tx4, rx4 netip.Addr, opt Options) *Pair {
 		{"-n", n.RX, "addr", "add", n.RX4.String() + "/24", "dev", n.RXIf},
 		{"-n", n.TX, "addr", "add", n.TX6.String() + "/64", "dev", n.TXIf, "nodad"},
 		{"-n", n.RX, "addr", "add", n.RX6.String() + "/64", "dev", n.RXIf, "nodad"},
+	}
+	up := [][]string{
 		{"-n", n.TX, "link", "set", n.TXIf, "up"},
 		{"-n", n.RX, "link", "set", n.RXIf, "up"},
 	}
@@ -128,7 +130,32 @@ func New(t testing.TB, tag string, tx4, rx4 netip.Addr, opt Options) *Pair {
 			t.Fatalf("network namespaces unavailable: %v", err)
 		}
 	}
+	// Without duplicate address detection the link-local addresses are
+	// there as soon as the links are up. With it they arrive 1-2 s later,
+	// and their notifications wake whatever follows routes and addresses
+	// in the middle of the test.
+	for _, end := range []struct{ ns, ifname string }{{n.TX, n.TXIf}, {n.RX, n.RXIf}} {
+		if err := sysctl(end.ns, "net/ipv6/conf/"+end.ifname+"/accept_dad", "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range up {
+		if err := IP(c...); err != nil {
+			t.Fatalf("network namespaces unavailable: %v", err)
+		}
+	}
 	return n
+}
+
+// sysctl sets /proc/sys/<key> in namespace ns.
+func sysctl(ns, key, value string) error {
+	return netns.Run(ns, func() error {
+		// /proc/sys/net shows the namespace of the thread that opens it.
+		if err := os.WriteFile("/proc/sys/"+key, []byte(value), 0); err != nil {
+			return fmt.Errorf("sysctl %s=%s in %s: %w", key, value, ns, err)
+		}
+		return nil
+	})
 }
 
 // Listen opens a UDP socket bound to addr inside namespace ns; the test's
