@@ -296,8 +296,12 @@ func TestAFXDPFollowsNeighbour(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	updates := p.AFXDPRehops()
 	setNeigh("02:00:00:00:00:42")
 	waitFor("new MAC followed", func() bool { return dstMAC().String() == "02:00:00:00:00:42" })
+	if p.AFXDPRehops() <= updates {
+		t.Fatalf("next-hop updates: %d before the MAC changed, %d after", updates, p.AFXDPRehops())
+	}
 	got, f0 := tv.count(), frames()
 	publish(20)
 	time.Sleep(100 * time.Millisecond)
